@@ -1,0 +1,183 @@
+package gateway
+
+import "time"
+
+// Config is stompgate's whole configuration. Every field has a yaml tag and
+// a default in DefaultConfig; config.example.yaml documents every key and a
+// unit test keeps the two in step. Durations are written as Go durations
+// ("10s", "500ms") in YAML.
+type Config struct {
+	// Listen is the STOMP TCP listen address (default ":61613").
+	Listen string `yaml:"listen"`
+	// ShutdownTimeout bounds a graceful shutdown: sessions wait for their
+	// confirms, get ERROR "Server shutting down" and close (semantics 15).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	AMQP         AMQPConfig         `yaml:"amqp"`
+	Auth         AuthConfig         `yaml:"auth"`
+	VHosts       VHostsConfig       `yaml:"vhosts"`
+	STOMP        STOMPConfig        `yaml:"stomp"`
+	Heartbeat    HeartbeatConfig    `yaml:"heartbeat"`
+	Limits       LimitsConfig       `yaml:"limits"`
+	Flow         FlowConfig         `yaml:"flow"`
+	Transactions TransactionsConfig `yaml:"transactions"`
+	Log          LogConfig          `yaml:"log"`
+}
+
+// AMQPConfig is the broker side.
+type AMQPConfig struct {
+	// URL of the broker. Only scheme, host, port and TLS are used; the
+	// credentials come from each client's CONNECT and the vhost from its
+	// host header (semantics 1).
+	URL string `yaml:"url"`
+	// DialTimeout bounds TCP connect plus AMQP handshake.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Heartbeat is the AMQP heartbeat interval.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+}
+
+// AuthConfig holds the credential rules of semantics 2.3.
+type AuthConfig struct {
+	// DefaultLogin and DefaultPasscode are used only when CONNECT carries
+	// neither login nor passcode. Unset by default.
+	DefaultLogin    string `yaml:"default_login"`
+	DefaultPasscode string `yaml:"default_passcode"`
+	// LoopbackUsers may only connect from a loopback client address.
+	LoopbackUsers []string `yaml:"loopback_users"`
+}
+
+// VHostsConfig maps the CONNECT host header to a vhost (semantics 2.4).
+type VHostsConfig struct {
+	// Default is used when host is absent.
+	Default string `yaml:"default"`
+	// Map maps host values (case-insensitive) to vhosts.
+	Map map[string]string `yaml:"map"`
+	// Unmapped is "passthrough", "default" or "reject".
+	Unmapped string `yaml:"unmapped"`
+}
+
+// STOMPConfig holds protocol options.
+type STOMPConfig struct {
+	// DefaultTopicExchange is the exchange behind /topic/ destinations.
+	DefaultTopicExchange string `yaml:"default_topic_exchange"`
+	// HideServerInfo omits the server header from CONNECTED.
+	HideServerInfo bool `yaml:"hide_server_info"`
+	// TrailingLF writes one LF after each frame's NUL, like the plugin.
+	TrailingLF bool `yaml:"trailing_lf"`
+	// DefaultNackRequeue is NACK's requeue when the header is absent.
+	DefaultNackRequeue bool `yaml:"default_nack_requeue"`
+	// DisconnectTimeout bounds the wait for outstanding confirms on DISCONNECT.
+	DisconnectTimeout time.Duration `yaml:"disconnect_timeout"`
+	// ErrorLinger bounds how long input is read and discarded after an ERROR.
+	ErrorLinger time.Duration `yaml:"error_linger"`
+}
+
+// HeartbeatConfig is STOMP heart-beating (semantics 3).
+type HeartbeatConfig struct {
+	// SendMin is the floor of the server's send interval.
+	SendMin time.Duration `yaml:"send_min"`
+	// RecvMin is the floor of the interval at which the client must send.
+	RecvMin time.Duration `yaml:"recv_min"`
+	// Tolerance multiplies the receive interval before a session is ended.
+	Tolerance float64 `yaml:"tolerance"`
+	// IdleTimeout ends sessions without client heart-beats after that much
+	// inbound silence; 0 disables it.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// LimitsConfig bounds what a client can make the gateway hold (semantics 4.5).
+type LimitsConfig struct {
+	MaxHeaderLine      int           `yaml:"max_header_line"`
+	MaxHeaders         int           `yaml:"max_headers"`
+	MaxHeaderBytes     int           `yaml:"max_header_bytes"`
+	MaxBody            int64         `yaml:"max_body"`
+	MaxPreconnectBytes int64         `yaml:"max_preconnect_bytes"`
+	ConnectTimeout     time.Duration `yaml:"connect_timeout"`
+	MaxConnections     int           `yaml:"max_connections"`
+	MaxSubscriptions   int           `yaml:"max_subscriptions"`
+}
+
+// FlowConfig is flow control in both directions (semantics 13).
+type FlowConfig struct {
+	// DefaultPrefetch is a subscription's prefetch without prefetch-count.
+	DefaultPrefetch int `yaml:"default_prefetch"`
+	// MaxPrefetch caps prefetch-count; 0 in the header means this value.
+	MaxPrefetch int `yaml:"max_prefetch"`
+	// MaxUnconfirmed publishes per session before reading pauses.
+	MaxUnconfirmed int `yaml:"max_unconfirmed"`
+	// MaxOutboundBytes bounds a session's writer queue; one frame always fits.
+	MaxOutboundBytes int64 `yaml:"max_outbound_bytes"`
+	// WriteTimeout ends a session whose socket writes make no progress.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// TransactionsConfig bounds gateway-side transaction buffers (semantics 12).
+type TransactionsConfig struct {
+	MaxOpen    int   `yaml:"max_open"`
+	MaxActions int   `yaml:"max_actions"`
+	MaxBytes   int64 `yaml:"max_bytes"`
+}
+
+// LogConfig is logging; only cmd/stompgate applies it.
+type LogConfig struct {
+	// Level is a logrus level name.
+	Level string `yaml:"level"`
+	// Format is "text" or "json".
+	Format string `yaml:"format"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":61613",
+		ShutdownTimeout: 10 * time.Second,
+		AMQP: AMQPConfig{
+			URL:         "amqp://guest:guest@127.0.0.1:5672/",
+			DialTimeout: 5 * time.Second,
+			Heartbeat:   3 * time.Second,
+		},
+		Auth: AuthConfig{
+			LoopbackUsers: []string{"guest"},
+		},
+		VHosts: VHostsConfig{
+			Default:  "/",
+			Map:      map[string]string{},
+			Unmapped: "passthrough",
+		},
+		STOMP: STOMPConfig{
+			DefaultTopicExchange: "amq.topic",
+			TrailingLF:           true,
+			DefaultNackRequeue:   true,
+			DisconnectTimeout:    10 * time.Second,
+			ErrorLinger:          time.Second,
+		},
+		Heartbeat: HeartbeatConfig{
+			SendMin:   500 * time.Millisecond,
+			RecvMin:   500 * time.Millisecond,
+			Tolerance: 2.0,
+		},
+		Limits: LimitsConfig{
+			MaxHeaderLine:      64 << 10,
+			MaxHeaders:         1000,
+			MaxHeaderBytes:     1 << 20,
+			MaxBody:            64 << 20,
+			MaxPreconnectBytes: 64 << 10,
+			ConnectTimeout:     10 * time.Second,
+			MaxConnections:     10000,
+			MaxSubscriptions:   1024,
+		},
+		Flow: FlowConfig{
+			DefaultPrefetch:  1000,
+			MaxPrefetch:      10000,
+			MaxUnconfirmed:   1000,
+			MaxOutboundBytes: 8 << 20,
+			WriteTimeout:     30 * time.Second,
+		},
+		Transactions: TransactionsConfig{
+			MaxOpen:    16,
+			MaxActions: 1024,
+			MaxBytes:   64 << 20,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
