@@ -87,14 +87,26 @@ type HeartbeatConfig struct {
 
 // LimitsConfig bounds what a client can make the gateway hold (semantics 4.5).
 type LimitsConfig struct {
-	MaxHeaderLine      int           `yaml:"max_header_line"`
-	MaxHeaders         int           `yaml:"max_headers"`
-	MaxHeaderBytes     int           `yaml:"max_header_bytes"`
-	MaxBody            int64         `yaml:"max_body"`
-	MaxPreconnectBytes int64         `yaml:"max_preconnect_bytes"`
-	ConnectTimeout     time.Duration `yaml:"connect_timeout"`
-	MaxConnections     int           `yaml:"max_connections"`
-	MaxSubscriptions   int           `yaml:"max_subscriptions"`
+	// MaxHeaderLine bounds one command or header line on the wire, without
+	// its EOL, in bytes.
+	MaxHeaderLine int `yaml:"max_header_line"`
+	// MaxHeaders bounds the headers of one frame, repeats included.
+	MaxHeaders int `yaml:"max_headers"`
+	// MaxHeaderBytes bounds all header lines of one frame together.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBody bounds one frame body, declared (content-length) or actual.
+	MaxBody int64 `yaml:"max_body"`
+	// MaxPreconnectBytes bounds what a client may send before CONNECTED
+	// (semantics 2.1).
+	MaxPreconnectBytes int64 `yaml:"max_preconnect_bytes"`
+	// ConnectTimeout bounds accept to complete CONNECT (semantics 2.1).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxConnections bounds concurrent sessions; the next connection gets
+	// ERROR "Too many connections" (semantics 2.1).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxSubscriptions bounds subscriptions per session, temp queues
+	// included; each holds an AMQP channel.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 }
 
 // FlowConfig is flow control in both directions (semantics 13).

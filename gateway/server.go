@@ -19,8 +19,9 @@ var ErrServerClosed = errors.New("stompgate: server closed")
 // its own goroutines (see the package doc) and is tracked in sessions so
 // that Shutdown can drain them.
 type Server struct {
-	cfg Config
-	log logrus.FieldLogger
+	cfg  Config
+	log  logrus.FieldLogger
+	dial brokerDialer
 
 	mu       sync.Mutex // guards listener, sessions, closing
 	listener net.Listener
@@ -35,7 +36,11 @@ func NewServer(cfg Config, log logrus.FieldLogger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, sessions: make(map[*session]struct{})}, nil
+	dial, err := newAMQPDialer(cfg.AMQP)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, dial: dial, sessions: make(map[*session]struct{})}, nil
 }
 
 // Listen binds cfg.Listen. Use "127.0.0.1:0" in tests and read Addr.
@@ -115,7 +120,7 @@ func (s *Server) startSession(conn net.Conn) {
 		return
 	}
 	tooMany := s.cfg.Limits.MaxConnections > 0 && len(s.sessions) >= s.cfg.Limits.MaxConnections
-	sess := newSession(s.cfg, conn, s.log)
+	sess := newSession(s.cfg, conn, s.dial, s.log)
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// The AMQP side of a session is reached through these two small
+// interfaces, so that session tests can script a broker (errors, nacks,
+// cancels, stalls) without one. *amqp.Channel satisfies brokerChannel as is;
+// amqpConn adapts *amqp.Connection.
+
+// brokerConn is one AMQP connection, owned by one session.
+type brokerConn interface {
+	Channel() (brokerChannel, error)
+	NotifyClose(receiver chan *amqp.Error) chan *amqp.Error
+	NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
+	// FrameMax is the negotiated frame_max, 0 if unlimited.
+	FrameMax() int
+	Close() error
+}
+
+// brokerChannel is one AMQP channel: the publisher channel or the channel
+// of one subscription. Its synchronous methods are called only from the
+// session loop; Ack is also called by the writer goroutine for ack:auto
+// deliveries (amqp091-go channels are safe for concurrent use).
+type brokerChannel interface {
+	Confirm(noWait bool) error
+	NotifyPublish(confirm chan amqp.Confirmation) chan amqp.Confirmation
+	NotifyClose(c chan *amqp.Error) chan *amqp.Error
+	NotifyCancel(c chan string) chan string
+	NotifyFlow(c chan bool) chan bool
+	QueueDeclare(name string, durable, autoDelete, exclusive, noWait bool, args amqp.Table) (amqp.Queue, error)
+	QueueBind(name, key, exchange string, noWait bool, args amqp.Table) error
+	QueueDelete(name string, ifUnused, ifEmpty, noWait bool) (int, error)
+	Qos(prefetchCount, prefetchSize int, global bool) error
+	Consume(queue, consumer string, autoAck, exclusive, noLocal, noWait bool, args amqp.Table) (<-chan amqp.Delivery, error)
+	Cancel(consumer string, noWait bool) error
+	PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) error
+	GetNextPublishSeqNo() uint64
+	Ack(tag uint64, multiple bool) error
+	Nack(tag uint64, multiple, requeue bool) error
+	Reject(tag uint64, requeue bool) error
+	Close() error
+}
+
+// brokerLogin is what a session needs to open its AMQP connection.
+type brokerLogin struct {
+	Login, Passcode string
+	VHost           string
+	// ConnectionName is advertised as the connection_name client property.
+	ConnectionName string
+}
+
+// brokerDialer opens an AMQP connection for one session.
+type brokerDialer func(ctx context.Context, login brokerLogin) (brokerConn, error)
+
+// amqpConn adapts *amqp.Connection to brokerConn.
+type amqpConn struct{ *amqp.Connection }
+
+func (c amqpConn) Channel() (brokerChannel, error) {
+	ch, err := c.Connection.Channel()
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func (c amqpConn) FrameMax() int { return c.Connection.Config.FrameSize }
+
+// newAMQPDialer returns the dialer used in production. Only the scheme,
+// host and port of cfg.URL are used (semantics 1): credentials come from
+// the client's CONNECT and the vhost from its host header.
+func newAMQPDialer(cfg AMQPConfig) (brokerDialer, error) {
+	urls, err := brokerURLs(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, login brokerLogin) (brokerConn, error) {
+		var lastErr error
+		for _, u := range urls {
+			conn, err := dialAMQP(ctx, cfg, u, login)
+			if err == nil {
+				return conn, nil
+			}
+			lastErr = err
+			// A broker that answered and refused decides; only an
+			// unreachable one makes us try the next URL.
+			if !errors.Is(err, errBrokerUnreachable) {
+				return nil, err
+			}
+		}
+		return nil, lastErr
+	}, nil
+}
+
+// brokerURLs parses a comma-separated list of amqp:// or amqps:// URLs and
+// strips userinfo and path from each.
+func brokerURLs(list string) ([]string, error) {
+	var urls []string
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("amqp.url %q: %w", raw, err)
+		}
+		if u.Scheme != "amqp" && u.Scheme != "amqps" {
+			return nil, fmt.Errorf("amqp.url %q: scheme must be amqp or amqps", raw)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			port := "5672"
+			if u.Scheme == "amqps" {
+				port = "5671"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		urls = append(urls, u.Scheme+"://"+host+"/")
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("amqp.url is empty")
+	}
+	return urls, nil
+}
+
+func dialAMQP(ctx context.Context, cfg AMQPConfig, brokerURL string, login brokerLogin) (brokerConn, error) {
+	deadline := time.Now().Add(cfg.DialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	timeout := time.Until(deadline)
+	config := amqp.Config{
+		SASL:      []amqp.Authentication{&amqp.PlainAuth{Username: login.Login, Password: login.Passcode}},
+		Vhost:     login.VHost,
+		Heartbeat: cfg.Heartbeat,
+		Locale:    "en_US",
+		Properties: amqp.Table{
+			"product":                      "stompgate",
+			"version":                      Version,
+			"connection_name":              login.ConnectionName,
+			"qpid.close_when_no_route":     false,
+			"capabilities":                 amqp.Table{"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true, "publisher_confirms": true, "basic.nack": true},
+		},
+		// DefaultDial bounds both the TCP connect and the handshake.
+		Dial: amqp.DefaultDial(timeout),
+	}
+	conn, err := amqp.DialConfig(brokerURL, config)
+	if err != nil {
+		return nil, classifyDialError(err)
+	}
+	return amqpConn{conn}, nil
+}
+
+// Errors of a failed AMQP dial, turned into ERROR frames by the session
+// (semantics 2.3).
+var (
+	// errBrokerAccessRefused: the broker refused the credentials.
+	errBrokerAccessRefused = errors.New("access refused")
+	// errBrokerVHostRefused: the vhost is unknown or refused to this user.
+	errBrokerVHostRefused = errors.New("vhost access denied")
+	// errBrokerUnreachable: no AMQP handshake could be completed.
+	errBrokerUnreachable = errors.New("broker unreachable")
+)
+
+func classifyDialError(err error) error {
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) {
+		switch {
+		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
+			return fmt.Errorf("%w: %v", errBrokerAccessRefused, err)
+		case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed:
+			return fmt.Errorf("%w: %v", errBrokerVHostRefused, err)
+		}
+	}
+	return fmt.Errorf("%w: %v", errBrokerUnreachable, err)
+}

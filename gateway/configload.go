@@ -1,0 +1,322 @@
+package gateway
+
+// Config loading and validation (style.md practice 10). Owned by the
+// cmd/stompgate author; the Config struct itself lives in config.go.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
+)
+
+// LoadConfig reads the YAML file at path on top of DefaultConfig and
+// validates the result. Keys absent from the file keep their defaults.
+//
+// Before decoding, every ${NAME} outside comment lines is replaced by the
+// environment variable NAME; an unset variable is an error (a missing secret
+// should not silently become ""), and $${ stands for a literal ${. Decoding
+// is strict: an unknown key is an error naming its yaml path and line.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := DefaultConfig()
+	if err := decodeConfig(data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// decodeConfig expands ${ENV} in data and decodes it strictly into cfg,
+// overwriting only the keys the document sets.
+func decodeConfig(data []byte, cfg *Config) error {
+	data, err := expandEnv(data)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file: all defaults
+	}
+	if err := checkKeys(doc.Content[0], reflect.TypeOf(Config{}), ""); err != nil {
+		return err
+	}
+	// checkKeys gives the clearer messages; KnownFields(true) is the backstop.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("config must be a single YAML document")
+	}
+	return nil
+}
+
+// envReference matches $${ (an escaped "${") or ${NAME}.
+var envReference = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expandEnv replaces ${NAME} with the value of the environment variable NAME
+// on every line that is not a comment line. It reports every unset or
+// malformed reference with its line number.
+func expandEnv(data []byte) ([]byte, error) {
+	var problems []error
+	lines := strings.SplitAfter(string(data), "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		lines[i] = envReference.ReplaceAllStringFunc(line, func(ref string) string {
+			if ref == "$${" {
+				return "${"
+			}
+			name := ref[2 : len(ref)-1]
+			if !envName.MatchString(name) {
+				problems = append(problems, fmt.Errorf("line %d: %s is not a valid environment reference", i+1, ref))
+				return ref
+			}
+			value, ok := os.LookupEnv(name)
+			if !ok {
+				problems = append(problems, fmt.Errorf("line %d: environment variable %s is not set", i+1, name))
+			}
+			return value
+		})
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// checkKeys walks a YAML mapping against the struct type t and reports keys
+// that t has no yaml tag for, by full yaml path ("limits.max_bodyy"), and
+// durations written without a unit (yaml.v3 refuses a bare 10 for a
+// time.Duration with a message that does not name the key).
+func checkKeys(node *yaml.Node, t reflect.Type, prefix string) error {
+	if node.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return nil // wrong shapes are left to the decoder's type errors
+	}
+	var problems []error
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		key, value := node.Content[i], node.Content[i+1]
+		if key.Value == "<<" {
+			continue // merge key; the decoder checks what it merges
+		}
+		path := prefix + key.Value
+		field, ok := fieldByYAMLName(t, key.Value)
+		if !ok {
+			problems = append(problems, fmt.Errorf("line %d: unknown key %q", key.Line, path))
+			continue
+		}
+		switch {
+		case field.Type == durationType && value.Kind == yaml.ScalarNode && value.Tag == "!!int":
+			problems = append(problems, fmt.Errorf("line %d: %s: a duration needs a unit, e.g. %q, got %s",
+				value.Line, path, value.Value+"s", value.Value))
+		case field.Type.Kind() == reflect.Struct:
+			if err := checkKeys(value, field.Type, path+"."); err != nil {
+				problems = append(problems, err)
+			}
+		}
+	}
+	return errors.Join(problems...)
+}
+
+func fieldByYAMLName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// Validate checks every field and returns all problems at once (joined with
+// errors.Join). Each problem names the field by its yaml path and shows the
+// offending value, e.g. "limits.max_body: must be > 0, got -1".
+func (c *Config) Validate() error {
+	var v validator
+
+	v.nonEmpty("listen", c.Listen)
+	v.positiveDuration("shutdown_timeout", c.ShutdownTimeout)
+
+	v.amqpURLs("amqp.url", c.AMQP.URL)
+	v.positiveDuration("amqp.dial_timeout", c.AMQP.DialTimeout)
+	v.positiveDuration("amqp.heartbeat", c.AMQP.Heartbeat)
+
+	// semantics 2.3: defaults apply as a pair, so half a pair is a mistake.
+	// The passcode itself is never echoed.
+	switch {
+	case c.Auth.DefaultLogin != "" && c.Auth.DefaultPasscode == "":
+		v.add("auth.default_passcode", "must be set when auth.default_login is set (%q), got \"\"", c.Auth.DefaultLogin)
+	case c.Auth.DefaultLogin == "" && c.Auth.DefaultPasscode != "":
+		v.add("auth.default_login", "must be set when auth.default_passcode is set, got \"\"")
+	}
+
+	v.nonEmpty("vhosts.default", c.VHosts.Default)
+	v.oneOf("vhosts.unmapped", c.VHosts.Unmapped, "passthrough", "default", "reject")
+	seenHosts := make(map[string]string, len(c.VHosts.Map))
+	for host, vhost := range c.VHosts.Map {
+		v.nonEmpty("vhosts.map."+host, vhost)
+		// semantics 2.4: host keys match case-insensitively.
+		folded := strings.ToLower(host)
+		if other, dup := seenHosts[folded]; dup {
+			v.add("vhosts.map", "keys %q and %q differ only in case (hosts match case-insensitively)", other, host)
+		}
+		seenHosts[folded] = host
+	}
+
+	v.nonEmpty("stomp.default_topic_exchange", c.STOMP.DefaultTopicExchange)
+	v.positiveDuration("stomp.disconnect_timeout", c.STOMP.DisconnectTimeout)
+	v.positiveDuration("stomp.error_linger", c.STOMP.ErrorLinger)
+
+	v.positiveDuration("heartbeat.send_min", c.Heartbeat.SendMin)
+	v.positiveDuration("heartbeat.recv_min", c.Heartbeat.RecvMin)
+	if !(c.Heartbeat.Tolerance >= 1) || math.IsInf(c.Heartbeat.Tolerance, 0) {
+		v.add("heartbeat.tolerance", "must be a finite number >= 1, got %v", c.Heartbeat.Tolerance)
+	}
+	if c.Heartbeat.IdleTimeout < 0 {
+		v.add("heartbeat.idle_timeout", "must be >= 0 (0 disables it), got %v", c.Heartbeat.IdleTimeout)
+	}
+
+	v.positive("limits.max_header_line", int64(c.Limits.MaxHeaderLine))
+	v.positive("limits.max_headers", int64(c.Limits.MaxHeaders))
+	v.positive("limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes))
+	v.positive("limits.max_body", c.Limits.MaxBody)
+	v.positive("limits.max_preconnect_bytes", c.Limits.MaxPreconnectBytes)
+	v.positiveDuration("limits.connect_timeout", c.Limits.ConnectTimeout)
+	v.positive("limits.max_connections", int64(c.Limits.MaxConnections))
+	v.positive("limits.max_subscriptions", int64(c.Limits.MaxSubscriptions))
+
+	// semantics 6.1: prefetch-count is clamped to max_prefetch, so the
+	// default must lie within it.
+	if c.Flow.DefaultPrefetch < 1 {
+		v.add("flow.default_prefetch", "must be >= 1, got %d", c.Flow.DefaultPrefetch)
+	}
+	if c.Flow.MaxPrefetch < c.Flow.DefaultPrefetch {
+		v.add("flow.max_prefetch", "must be >= flow.default_prefetch (%d), got %d", c.Flow.DefaultPrefetch, c.Flow.MaxPrefetch)
+	}
+	v.positive("flow.max_unconfirmed", int64(c.Flow.MaxUnconfirmed))
+	v.positive("flow.max_outbound_bytes", c.Flow.MaxOutboundBytes)
+	v.positiveDuration("flow.write_timeout", c.Flow.WriteTimeout)
+
+	v.positive("transactions.max_open", int64(c.Transactions.MaxOpen))
+	v.positive("transactions.max_actions", int64(c.Transactions.MaxActions))
+	v.positive("transactions.max_bytes", c.Transactions.MaxBytes)
+
+	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
+		v.add("log.level", "must be one of panic, fatal, error, warn, info, debug, trace, got %q", c.Log.Level)
+	}
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+
+	return errors.Join(v.problems...)
+}
+
+// validator collects the problems Validate finds.
+type validator struct{ problems []error }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.problems = append(v.problems, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+}
+
+func (v *validator) nonEmpty(field, value string) {
+	if strings.TrimSpace(value) == "" {
+		v.add(field, "must not be empty, got %q", value)
+	}
+}
+
+func (v *validator) positive(field string, value int64) {
+	if value <= 0 {
+		v.add(field, "must be > 0, got %d", value)
+	}
+}
+
+func (v *validator) positiveDuration(field string, value time.Duration) {
+	if value <= 0 {
+		v.add(field, "must be > 0, got %v", value)
+	}
+}
+
+func (v *validator) oneOf(field, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.add(field, "must be one of %s, got %q", strings.Join(allowed, ", "), value)
+}
+
+// amqpURLs accepts one broker URL or a comma-separated list of them (kept
+// open for failover); each must be amqp:// or amqps:// with a host. Only
+// scheme, host, port and TLS are used (semantics 1). Bad URLs are reported
+// without their userinfo so no password reaches a log.
+func (v *validator) amqpURLs(field, value string) {
+	if strings.TrimSpace(value) == "" {
+		v.add(field, "must not be empty, got %q", value)
+		return
+	}
+	for _, raw := range strings.Split(value, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		switch {
+		case raw == "":
+			v.add(field, "empty element in comma-separated list %q", redactURLs(value))
+		case err != nil:
+			reason := err
+			var urlErr *url.Error
+			if errors.As(err, &urlErr) {
+				reason = urlErr.Err // url.Error repeats the URL, password included
+			}
+			v.add(field, "cannot parse %q: %v", redactURL(raw), reason)
+		case u.Scheme != "amqp" && u.Scheme != "amqps":
+			v.add(field, "scheme must be amqp or amqps, got %q in %q", u.Scheme, redactURL(raw))
+		case u.Hostname() == "":
+			v.add(field, "missing host in %q", redactURL(raw))
+		}
+	}
+}
+
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		parts[i] = redactURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+// redactURL replaces a password in raw by "xxxxx". A string that does not
+// parse is cut before its last "@", which is where userinfo would end.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if at := strings.LastIndex(raw, "@"); at >= 0 {
+			return "<redacted>" + raw[at:]
+		}
+		return raw
+	}
+	return u.Redacted()
+}

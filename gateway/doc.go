@@ -1,0 +1,44 @@
+// Package gateway terminates STOMP 1.0/1.1/1.2 sessions and carries them over
+// AMQP 0-9-1 to RabbitMQ or another AMQP 0-9-1 broker. The wire behaviour is
+// specified in shared/design/semantics.md; section numbers in comments refer
+// to it.
+//
+// # Design
+//
+// A Server owns the listener and the accept loop (Serve), and tracks its
+// sessions so that Shutdown can drain them. Each accepted connection gets one
+// session, which owns one AMQP connection opened with the client's own
+// credentials.
+//
+// Goroutines of a session, and who owns what:
+//
+//   - The session goroutine (session.run) reads the CONNECT frame itself,
+//     opens the AMQP connection and then runs the session loop
+//     (session.loop), the single owner of session state: subscriptions,
+//     outstanding delivery tags, pending receipts, transactions and
+//     flow-control flags. It needs no mutex.
+//   - The reader goroutine (session.readLoop) only decodes frames with the
+//     codec package's limited Reader and hands them to the loop over an
+//     unbuffered-ish channel; when the loop stops taking frames (too many
+//     unconfirmed publishes, broker flow control), TCP pushes back.
+//   - The writer goroutine (writer.run) alone writes to the net.Conn:
+//     frames queued by the loop in the outbound buffer, in batches, plus
+//     heart-beat LFs when idle. It acknowledges ack:auto deliveries once
+//     their MESSAGE is written (semantics 10.3).
+//   - One forwarder goroutine per subscription (session.forward) hands that
+//     subscription's deliveries and its cancel and close notifications to
+//     the loop. Every amqp091-go Notify channel is buffered and drained.
+//
+// Queues and their policies when full: the outbound buffer is capped at
+// flow.max_outbound_bytes (one frame always fits); while it is full the
+// loop takes no deliveries, so they stay unacked at the broker and prefetch
+// stops the flow. Unconfirmed publishes are capped at flow.max_unconfirmed;
+// at the cap the loop stops reading. A write that makes no progress for
+// flow.write_timeout ends the session as a slow consumer.
+//
+// Shutdown: a session ends when its loop returns an error. session.end
+// queues the ERROR frame for it (errorFrame is the single place where
+// errors become ERROR frames), lets the writer flush, closes the AMQP
+// connection, half-closes the socket, lingers reading for at most
+// stomp.error_linger, and closes (semantics 14.2).
+package gateway

@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"errors"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stompgate/stompgate/gateway/codec"
+)
+
+// loop is the session loop, the single owner of session state. It processes
+// client frames strictly in order (a frame's broker round trips finish
+// before the next starts, semantics 1), hands deliveries to the writer,
+// matches confirms to receipts, and returns the error that ends the
+// session (nil never: a DISCONNECT returns errClientDisconnected).
+//
+// Flow control (semantics 13): it stops taking client frames while
+// flow.max_unconfirmed publishes await confirms or the broker blocks
+// publishers, and stops taking deliveries while the writer queue is full.
+func (s *session) loop() error {
+	for {
+		var inbound <-chan inboundItem
+		if s.unconfirmed < s.cfg.Flow.MaxUnconfirmed && !s.blocked {
+			inbound = s.inbound
+		}
+		var deliveries <-chan subDelivery
+		if !s.out.full() {
+			deliveries = s.deliveries
+		}
+		select {
+		case item := <-inbound:
+			if item.err != nil {
+				return s.readError(item.err)
+			}
+			if err := s.handleFrame(item.frame); err != nil {
+				if !errors.Is(err, errClientDisconnected) {
+					s.failedFrame = item.frame
+				}
+				return err
+			}
+		case d := <-deliveries:
+			s.deliver(d)
+		case ev := <-s.subEvents:
+			if err := s.handleSubEvent(ev); err != nil {
+				return err
+			}
+		case c := <-s.confirms:
+			if err := s.confirm(c); err != nil {
+				return err
+			}
+		case e, ok := <-s.pubClose:
+			return brokerCloseError(e, ok)
+		case e, ok := <-s.connClose:
+			return brokerCloseError(e, ok)
+		case b := <-s.blockedCh:
+			s.blocked = b.Active
+			s.log.WithField("reason", b.Reason).Infof("broker flow control: blocked=%v", b.Active)
+		case active := <-s.pubFlow:
+			s.blocked = !active
+		case <-s.out.space:
+		case err := <-s.writerErr:
+			return err
+		case <-s.shutdownCh:
+			// Semantics 15: stop reading, wait for confirms, then ERROR.
+			if err := s.awaitConfirms(s.cfg.ShutdownTimeout); err != nil {
+				return err
+			}
+			return errShuttingDown
+		case <-s.killCh:
+			return errKilled
+		}
+	}
+}
+
+// brokerCloseError turns an AMQP close notification into the error that
+// ends the session (semantics 14.3). A close the broker sent keeps its code
+// and text; a link lost without one is "AMQP connection died".
+func brokerCloseError(e *amqp.Error, ok bool) error {
+	if !ok || e == nil {
+		return errAMQPConnectionDied
+	}
+	if !e.Server {
+		return errors.Join(errAMQPConnectionDied, errors.New(e.Reason))
+	}
+	return e
+}
+
+// handleFrame dispatches one client frame. Only called from the session loop.
+func (s *session) handleFrame(f *codec.Frame) error {
+	switch f.Command {
+	case codec.CmdSend:
+		return s.onSend(f)
+	case codec.CmdSubscribe:
+		return s.onSubscribe(f)
+	case codec.CmdUnsubscribe:
+		return s.onUnsubscribe(f)
+	case codec.CmdAck:
+		return s.onAck(f, false)
+	case codec.CmdNack:
+		return s.onAck(f, true)
+	case codec.CmdBegin:
+		return s.onBegin(f)
+	case codec.CmdCommit:
+		return s.onCommit(f)
+	case codec.CmdAbort:
+		return s.onAbort(f)
+	case codec.CmdDisconnect:
+		return s.onDisconnect(f)
+	case codec.CmdConnect, codec.CmdStomp:
+		return protocolError("Bad CONNECT", "Already connected\n")
+	}
+	// The codec only returns client commands.
+	return protocolError("Bad command", "Could not interpret command \""+f.Command+"\"\n")
+}
+
+// sendReceipt queues a RECEIPT for f if it asked for one.
+func (s *session) sendReceipt(f *codec.Frame) {
+	if r, ok := f.Headers.Get("receipt"); ok {
+		s.queueReceipt(r)
+	}
+}
+
+func (s *session) queueReceipt(id string) {
+	rf := codec.Frame{Command: codec.CmdReceipt, Headers: codec.Headers{{Name: "receipt-id", Value: id}}}
+	s.out.appendFrame(&rf, s.version, s.cfg.STOMP.TrailingLF, nil)
+}
+
+// confirm handles one publisher confirm. amqp091-go delivers them one per
+// publish in sequence order, multiple confirms expanded.
+func (s *session) confirm(c amqp.Confirmation) error {
+	s.unconfirmed--
+	var pr pendingReceipt
+	if len(s.receipts) > 0 && s.receipts[0].seq == c.DeliveryTag {
+		pr = s.receipts[0]
+		s.receipts[0] = pendingReceipt{}
+		s.receipts = s.receipts[1:]
+		if len(s.receipts) == 0 {
+			s.receipts = s.receipts[:0:0]
+		}
+	}
+	if !c.Ack {
+		// Semantics 11: a broker basic.nack ends the session.
+		pe := protocolError("Send failed", "the broker did not accept the message\n")
+		pe.ReceiptID = pr.receipt
+		if pe.ReceiptID == "" {
+			pe.ReceiptID = pr.commitReceipt
+		}
+		return pe
+	}
+	if pr.receipt != "" {
+		s.queueReceipt(pr.receipt)
+	}
+	if pr.commitReceipt != "" {
+		s.queueReceipt(pr.commitReceipt)
+	}
+	return nil
+}
+
+// awaitConfirms waits until every publish is confirmed, at most timeout,
+// sending the receipts that become due. Client frames are not read and
+// deliveries not taken meanwhile. Only called from the session loop.
+func (s *session) awaitConfirms(timeout time.Duration) error {
+	if s.unconfirmed == 0 {
+		return nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for s.unconfirmed > 0 {
+		select {
+		case c := <-s.confirms:
+			if err := s.confirm(c); err != nil {
+				return err
+			}
+		case e, ok := <-s.pubClose:
+			return brokerCloseError(e, ok)
+		case e, ok := <-s.connClose:
+			return brokerCloseError(e, ok)
+		case err := <-s.writerErr:
+			return err
+		case <-t.C:
+			s.log.WithField("unconfirmed", s.unconfirmed).Warn("gave up waiting for publisher confirms")
+			return nil
+		case <-s.killCh:
+			return errKilled
+		}
+	}
+	return nil
+}
+
+// onDisconnect handles DISCONNECT (semantics 15): discard open
+// transactions, wait for outstanding confirms (≤ stomp.disconnect_timeout),
+// then RECEIPT and close without ERROR.
+func (s *session) onDisconnect(f *codec.Frame) error {
+	s.txs = map[string]*transaction{}
+	s.txBytes = 0
+	if err := s.awaitConfirms(s.cfg.STOMP.DisconnectTimeout); err != nil {
+		return err
+	}
+	s.sendReceipt(f)
+	return errClientDisconnected
+}

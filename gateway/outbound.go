@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stompgate/stompgate/gateway/codec"
+)
+
+// autoAck is an ack:auto delivery whose MESSAGE is in the outbound buffer:
+// once the writer has written it to the socket, it acknowledges the
+// delivery on its subscription's channel (semantics 10.3).
+type autoAck struct {
+	ch  brokerChannel
+	tag uint64
+}
+
+// outbound is a session's writer queue: encoded frames waiting for the
+// writer goroutine. The session loop appends (append*), the writer takes
+// everything at once (take) and writes it with one syscall, so writes are
+// batched and flushed when the writer is idle rather than per frame.
+//
+// Bound and policy (semantics 13): the queue is capped at limit bytes. An
+// append never fails, so that control frames (RECEIPT, ERROR) always fit
+// and one frame of any size fits an empty queue; instead the session loop
+// checks full() and takes no deliveries while it is full, so they stay
+// unacked at the broker and prefetch stops the flow.
+type outbound struct {
+	limit int64
+
+	mu      sync.Mutex // guards the fields below
+	pending []byte
+	acks    []autoAck
+	closed  bool // set by finish: the writer exits once pending is written
+
+	wake  chan struct{} // cap 1: the writer has work
+	space chan struct{} // cap 1: the queue was drained; the loop may take deliveries
+}
+
+func newOutbound(limit int64) *outbound {
+	return &outbound{
+		limit: limit,
+		wake:  make(chan struct{}, 1),
+		space: make(chan struct{}, 1),
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// appendFrame encodes f for version v and queues it. ack, if non-nil, is
+// performed once the frame has been written. Only the session loop calls it.
+func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool, ack *autoAck) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.pending = codec.AppendFrame(o.pending, f, v, trailingLF)
+	if ack != nil {
+		o.acks = append(o.acks, *ack)
+	}
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+// full reports whether the queue holds limit bytes or more.
+func (o *outbound) full() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(len(o.pending)) >= o.limit
+}
+
+// finish marks the queue closed: nothing more is appended and the writer
+// exits after writing what is queued.
+func (o *outbound) finish() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+// take swaps the pending bytes for spare and returns them with the acks.
+func (o *outbound) take(spare []byte, spareAcks []autoAck) ([]byte, []autoAck, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	buf, acks := o.pending, o.acks
+	o.pending, o.acks = spare[:0], spareAcks[:0]
+	return buf, acks, o.closed
+}
+
+// maxRetainedBuffer is the largest write buffer the writer keeps for reuse;
+// a larger one (a big message) is dropped so idle sessions stay small.
+const maxRetainedBuffer = 256 << 10
+
+// writer is the only goroutine that writes to the connection. It writes
+// queued frames in batches, sends a heart-beat LF when nothing was written
+// for half the send interval (semantics 3), acknowledges ack:auto
+// deliveries after their MESSAGE was written, and returns when the queue is
+// finished and drained, when stop is closed, or on a write error.
+//
+// Runs in its own goroutine.
+type writer struct {
+	conn         net.Conn
+	out          *outbound
+	sendInterval time.Duration // 0: no heart-beats
+	writeTimeout time.Duration
+	stop         <-chan struct{}
+}
+
+func (w *writer) run() error {
+	var tick <-chan time.Time
+	if w.sendInterval > 0 {
+		t := time.NewTicker(w.sendInterval / 2)
+		defer t.Stop()
+		tick = t.C
+	}
+	lastWrite := time.Now()
+	var spare []byte
+	var spareAcks []autoAck
+	for {
+		select {
+		case <-w.out.wake:
+		case now := <-tick:
+			if now.Sub(lastWrite) < w.sendInterval/2 {
+				continue
+			}
+			if err := w.write([]byte{'\n'}); err != nil {
+				return err
+			}
+			lastWrite = now
+			continue
+		case <-w.stop:
+			return nil
+		}
+		buf, acks, closed := w.out.take(spare, spareAcks)
+		if len(buf) > 0 {
+			if err := w.write(buf); err != nil {
+				return err
+			}
+			lastWrite = time.Now()
+			signal(w.out.space)
+			ackWritten(acks)
+		}
+		if cap(buf) <= maxRetainedBuffer {
+			spare = buf
+		} else {
+			spare = nil
+		}
+		clear(acks)
+		spareAcks = acks[:0]
+		if closed {
+			// A last take: frames appended between take and finish.
+			buf, acks, _ = w.out.take(nil, nil)
+			if len(buf) > 0 {
+				if err := w.write(buf); err != nil {
+					return err
+				}
+				ackWritten(acks)
+			}
+			return nil
+		}
+	}
+}
+
+func (w *writer) write(b []byte) error {
+	if w.writeTimeout > 0 {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
+	_, err := w.conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return errSlowConsumer
+	}
+	return err
+}
+
+// ackWritten acknowledges written ack:auto deliveries: per channel, the
+// highest tag with multiple=true, since a channel belongs to one
+// subscription and its MESSAGEs are written in delivery order. An error
+// means the channel is closing; its deliveries are requeued by the broker.
+func ackWritten(acks []autoAck) {
+	for i := 0; i < len(acks); {
+		ch, last := acks[i].ch, acks[i].tag
+		j := i + 1
+		for ; j < len(acks) && acks[j].ch == ch; j++ {
+			last = acks[j].tag
+		}
+		_ = ch.Ack(last, j-i > 1)
+		i = j
+	}
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stompgate/stompgate/gateway/codec"
+	"github.com/stompgate/stompgate/mapping"
+)
+
+// maxDeclaredCache bounds the per-session cache of declared /queue names;
+// when full it is reset (a redeclare is harmless, only slower).
+const maxDeclaredCache = 4096
+
+// onSend handles SEND (semantics 7): validate, declare what the
+// destination needs, create a temp reply queue if reply-to asks for one,
+// then publish (or buffer it in a transaction). The RECEIPT follows the
+// broker's confirm (semantics 11).
+func (s *session) onSend(f *codec.Frame) error {
+	destValue, ok := f.Headers.Get("destination")
+	if !ok {
+		return mapping.MissingDestination(codec.CmdSend)
+	}
+	dest, err := mapping.ParseDestination(destValue, codec.CmdSend)
+	if err != nil {
+		return err
+	}
+	msg, replyTo, err := mapping.PublishingFromSend(f.Headers, s.publishOptions())
+	if err != nil {
+		return err
+	}
+	var tx *transaction
+	if txID, ok := f.Headers.Get("transaction"); ok {
+		if tx, err = s.transaction(txID); err != nil {
+			return err
+		}
+	}
+	// Semantics 12: declares and temp-queue creation happen at arrival,
+	// even inside a transaction; only the publish is deferred.
+	decl, err := mapping.SendDeclare(dest, f.Headers)
+	if err != nil {
+		return err
+	}
+	if decl != nil {
+		if err := s.declareQueue(s.pub, decl); err != nil {
+			return err
+		}
+	}
+	if replyTo.Kind == mapping.DestTempQueue {
+		queue, err := s.ensureTempQueue(replyTo.Queue)
+		if err != nil {
+			return err
+		}
+		msg.ReplyTo = queue
+	}
+	msg.Body = f.Body
+	exchange, key := dest.PublishTarget(s.cfg.STOMP.DefaultTopicExchange)
+	receipt := f.Headers.Value("receipt")
+	if tx != nil {
+		return s.bufferAction(tx, txAction{kind: txSend, exchange: exchange, key: key, msg: msg, receipt: receipt}, int64(len(msg.Body)))
+	}
+	return s.publish(exchange, key, msg, receipt, "")
+}
+
+func (s *session) publishOptions() mapping.SendOptions {
+	return mapping.SendOptions{FrameMax: s.frameMax}
+}
+
+// publish sends one message on the publisher channel and records the
+// receipts owed on its confirm. Only called from the session loop.
+func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, commitReceipt string) error {
+	seq := s.pub.GetNextPublishSeqNo()
+	// mandatory=false: unroutable messages are dropped yet confirmed, as
+	// with the plugin (semantics 7).
+	if err := s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg); err != nil {
+		return s.channelError(err)
+	}
+	s.unconfirmed++
+	if receipt != "" || commitReceipt != "" {
+		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt})
+	}
+	return nil
+}
+
+// channelError prefers the broker's close reason over amqp091-go's generic
+// "channel/connection is not open": when a publish or declare fails because
+// the broker closed the channel, the close notification says why.
+func (s *session) channelError(err error) error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Server {
+		return ae
+	}
+	select {
+	case e, ok := <-s.pubClose:
+		return brokerCloseError(e, ok)
+	case e, ok := <-s.connClose:
+		return brokerCloseError(e, ok)
+	default:
+	}
+	return err
+}
+
+// declareQueue declares decl on ch once per session and name (semantics
+// 5.2: SEND and SUBSCRIBE share the cache).
+func (s *session) declareQueue(ch brokerChannel, decl *mapping.QueueDeclare) error {
+	if _, done := s.declared[decl.Name]; done {
+		return nil
+	}
+	if _, err := ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive, false, decl.Args); err != nil {
+		return s.channelError(err)
+	}
+	if len(s.declared) >= maxDeclaredCache {
+		clear(s.declared)
+	}
+	s.declared[decl.Name] = struct{}{}
+	return nil
+}
+
+// ensureTempQueue returns the broker queue behind reply-to /temp-queue/<id>,
+// creating it on first use (semantics 9): an exclusive, auto-delete queue,
+// named by the broker, consumed on its own channel with tag
+// T_/temp-queue/<id> and ack:auto semantics.
+func (s *session) ensureTempQueue(id string) (string, error) {
+	if q, ok := s.tempQueues[id]; ok {
+		return q, nil
+	}
+	if len(s.subs) >= s.cfg.Limits.MaxSubscriptions {
+		return "", protocolError("Too many subscriptions", "The session has reached limits.max_subscriptions subscriptions, temp queues included.\n")
+	}
+	ch, err := s.broker.Channel()
+	if err != nil {
+		return "", s.channelError(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return "", s.channelError(err)
+	}
+	tag := "T_/temp-queue/" + id
+	sub := &subscription{
+		tag:   tag,
+		id:    "/temp-queue/" + id,
+		hasID: true,
+		ack:   mapping.AckAuto,
+		ch:    ch,
+		queue: q.Name,
+		temp:  true,
+	}
+	if err := s.startConsumer(sub, s.cfg.Flow.DefaultPrefetch, nil); err != nil {
+		_ = ch.Close()
+		return "", err
+	}
+	s.tempQueues[id] = q.Name
+	return q.Name, nil
+}
+
+// randomName returns 22 characters of base64url from 16 random bytes.
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

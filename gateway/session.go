@@ -1,0 +1,486 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/stompgate/stompgate/gateway/codec"
+)
+
+// session is one STOMP client connection and its AMQP connection.
+//
+// Goroutines (package doc, "Design"):
+//   - run, the session goroutine: the CONNECT phase, then loop, the single
+//     owner of everything below the "owned by the session loop" line.
+//   - the reader goroutine (readLoop): decodes frames and hands them over.
+//   - the writer goroutine (writer.run): the only writer to conn.
+//   - one forwarder per subscription (forward): hands that subscription's
+//     deliveries and cancel/close notifications to the loop.
+type session struct {
+	cfg  Config
+	conn net.Conn
+	dial brokerDialer
+	log  logrus.FieldLogger
+
+	remote string
+	id     string
+
+	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
+	shutdownOnce sync.Once
+	killCh       chan struct{} // closed by kill(): stop now
+	killOnce     sync.Once
+	done         chan struct{} // closed when the session has ended
+
+	// Set during the CONNECT phase, read-only afterwards.
+	version    codec.Version
+	in         *inboundConn
+	reader     *codec.Reader
+	out        *outbound
+	broker     brokerConn
+	pub        brokerChannel
+	confirms   chan amqp.Confirmation
+	pubClose   chan *amqp.Error
+	connClose  chan *amqp.Error
+	blockedCh  chan amqp.Blocking
+	pubFlow    chan bool
+	writerErr  chan error
+	writerDone chan struct{}
+	readerDone chan struct{} // closed when the reader goroutine returns
+
+	inbound    chan inboundItem  // reader → loop
+	deliveries chan subDelivery  // forwarders → loop; gated by the writer queue
+	subEvents  chan subEvent     // forwarders → loop; never gated
+	wg         sync.WaitGroup    // reader and forwarders
+
+	// ---- owned by the session loop ----
+	subs        map[string]*subscription // by consumer tag
+	retiredTags map[string]struct{}      // tags of ended subscriptions (10.2 step 3)
+	declared    map[string]struct{}      // /queue names declared in this session
+	tempQueues  map[string]string        // temp-queue id → broker queue name
+	unconfirmed int                      // publishes awaiting a confirm
+	receipts    []pendingReceipt         // by ascending publish sequence number
+	blocked     bool                     // connection.blocked or channel.flow(false)
+	txs         map[string]*transaction
+	txBytes     int64
+	failedFrame *codec.Frame // the frame whose processing ended the session
+	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
+	msgIDBuf    []byte
+	hdrBuf      codec.Headers
+}
+
+// inboundItem is one decoded frame, or the error that ended reading.
+type inboundItem struct {
+	frame *codec.Frame
+	err   error
+}
+
+// pendingReceipt is a RECEIPT owed once publish seq is confirmed.
+type pendingReceipt struct {
+	seq           uint64
+	receipt       string // the SEND's receipt
+	commitReceipt string // a COMMIT's receipt, on its last publish
+}
+
+var sessionCount atomic.Uint64
+
+func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
+	return &session{
+		cfg:        cfg,
+		conn:       conn,
+		dial:       dial,
+		log:        log.WithField("remote", conn.RemoteAddr().String()),
+		remote:     conn.RemoteAddr().String(),
+		shutdownCh: make(chan struct{}),
+		killCh:     make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// shutdown asks the session to end gracefully (semantics 15). Safe from
+// any goroutine, any number of times.
+func (s *session) shutdown() { s.shutdownOnce.Do(func() { close(s.shutdownCh) }) }
+
+// kill force-closes the session. Safe from any goroutine.
+func (s *session) kill() {
+	s.killOnce.Do(func() {
+		close(s.killCh)
+		_ = s.conn.Close()
+	})
+}
+
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "session-" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// reject tells a connection that it cannot have a session and closes it.
+func (s *session) reject(err error) {
+	s.log.WithError(err).Warn("connection rejected")
+	s.endPreconnect(err)
+}
+
+// run is the session goroutine.
+func (s *session) run() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.WithField("panic", r).Errorf("session panicked; closing it only\n%s", debug.Stack())
+			s.kill()
+			if s.broker != nil {
+				_ = s.broker.Close()
+			}
+		}
+	}()
+	start := time.Now()
+	if err := s.connect(); err != nil {
+		s.log.WithError(err).WithField("reason", closeReasonFor(err)).Info("connection closed before CONNECTED")
+		s.endPreconnect(err)
+		return
+	}
+	s.log.WithFields(logrus.Fields{"version": s.version.String()}).Info("session started")
+	err := s.loop()
+	s.end(err)
+	s.log.WithFields(logrus.Fields{
+		"reason":   closeReasonFor(err),
+		"duration": time.Since(start).Round(time.Millisecond).String(),
+	}).WithError(err).Info("session ended")
+}
+
+// connect runs the CONNECT phase (semantics 2): read the CONNECT frame
+// within limits.connect_timeout and limits.max_preconnect_bytes, negotiate,
+// open the AMQP connection with the client's credentials, queue CONNECTED
+// and start the reader and writer goroutines.
+func (s *session) connect() error {
+	lim := s.cfg.Limits
+	s.in = &inboundConn{
+		conn:            s.conn,
+		connectDeadline: time.Now().Add(lim.ConnectTimeout),
+	}
+	s.in.budget.Store(lim.MaxPreconnectBytes)
+	s.reader = codec.NewReader(s.in, codec.Limits{
+		MaxLineBytes:   lim.MaxHeaderLine,
+		MaxHeaders:     lim.MaxHeaders,
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		MaxBody:        lim.MaxBody,
+	})
+	f, err := s.reader.ReadFrame()
+	if err != nil {
+		return s.readError(err)
+	}
+	if f.Command != codec.CmdConnect && f.Command != codec.CmdStomp {
+		return protocolError("Illegal command", "You must log in using CONNECT first\n")
+	}
+	// STOMP 1.2: CONNECT headers are never unescaped; the codec reads
+	// them raw because no version is set yet.
+	accept, present := f.Headers.Get("accept-version")
+	version, ok := codec.NegotiateVersion(accept, present)
+	if !ok {
+		return protocolError("Version mismatch", "Supported versions are 1.0,1.1,1.2\n")
+	}
+	if version == codec.Version10 {
+		codec.TrimLeft10(f.Headers)
+	}
+
+	var cx, cy int64
+	if hb, ok := f.Headers.Get("heart-beat"); ok {
+		if cx, cy, err = codec.ParseHeartBeat(hb); err != nil {
+			return protocolError("Bad CONNECT", fmt.Sprintf("Invalid heart-beat header '%s'\n", hb))
+		}
+	}
+	sendInterval, recvInterval := negotiateHeartbeat(s.cfg.Heartbeat, cx, cy)
+
+	login, err := s.credentials(f.Headers)
+	if err != nil {
+		return err
+	}
+	vhost, err := s.vhost(f.Headers)
+	if err != nil {
+		return err
+	}
+	s.id = newSessionID()
+	s.log = s.log.WithField("session", s.id)
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AMQP.DialTimeout)
+	defer cancel()
+	broker, err := s.dial(ctx, brokerLogin{
+		Login:          login.Login,
+		Passcode:       login.Passcode,
+		VHost:          vhost,
+		ConnectionName: "stompgate " + s.id + " " + s.remote,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, errBrokerAccessRefused):
+			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", login.Login))
+		case errors.Is(err, errBrokerVHostRefused):
+			return protocolError("Bad CONNECT", fmt.Sprintf("Virtual host '%s' access denied", vhost))
+		default:
+			return protocolError("Bad CONNECT", fmt.Sprintf("Could not reach the AMQP broker: %v\n", errors.Unwrap(err)))
+		}
+	}
+	s.broker = broker
+	s.frameMax = broker.FrameMax()
+	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
+	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))
+	pub, err := broker.Channel()
+	if err != nil {
+		return err
+	}
+	if err := pub.Confirm(false); err != nil {
+		return err
+	}
+	s.pub = pub
+	// Buffered beyond the cap of unconfirmed publishes, so amqp091-go never
+	// blocks delivering a confirm while the loop is in a broker call.
+	s.confirms = pub.NotifyPublish(make(chan amqp.Confirmation, s.cfg.Flow.MaxUnconfirmed+16))
+	s.pubClose = pub.NotifyClose(make(chan *amqp.Error, 1))
+	s.pubFlow = pub.NotifyFlow(make(chan bool, 4))
+
+	s.version = version
+	s.reader.SetVersion(version)
+	idle := time.Duration(float64(recvInterval) * s.cfg.Heartbeat.Tolerance)
+	if recvInterval == 0 {
+		idle = s.cfg.Heartbeat.IdleTimeout
+	}
+	s.in.connected(idle)
+
+	s.subs = make(map[string]*subscription)
+	s.retiredTags = make(map[string]struct{})
+	s.declared = make(map[string]struct{})
+	s.tempQueues = make(map[string]string)
+	s.txs = make(map[string]*transaction)
+	s.inbound = make(chan inboundItem, 16)
+	s.deliveries = make(chan subDelivery, 64)
+	s.subEvents = make(chan subEvent, 16)
+
+	s.out = newOutbound(s.cfg.Flow.MaxOutboundBytes)
+	connected := &codec.Frame{Command: codec.CmdConnected}
+	if !s.cfg.STOMP.HideServerInfo {
+		connected.Headers.Add("server", "stompgate/"+Version)
+	}
+	connected.Headers.Add("session", s.id)
+	connected.Headers.Add("heart-beat", fmt.Sprintf("%d,%d", sendInterval.Milliseconds(), recvInterval.Milliseconds()))
+	connected.Headers.Add("version", version.String())
+	s.out.appendFrame(connected, codec.VersionNone, s.cfg.STOMP.TrailingLF, nil)
+
+	w := &writer{conn: s.conn, out: s.out, sendInterval: sendInterval, writeTimeout: s.cfg.Flow.WriteTimeout, stop: s.killCh}
+	s.writerErr = make(chan error, 1)
+	s.writerDone = make(chan struct{})
+	go func() {
+		defer close(s.writerDone)
+		if err := w.run(); err != nil {
+			s.writerErr <- err
+		}
+	}()
+	s.readerDone = make(chan struct{})
+	s.wg.Add(1)
+	go s.readLoop()
+	return nil
+}
+
+// negotiateHeartbeat applies semantics 3: S = 0 if cy = 0 else max(cy,
+// send_min); R = 0 if cx = 0 else max(cx, recv_min).
+func negotiateHeartbeat(cfg HeartbeatConfig, cx, cy int64) (send, recv time.Duration) {
+	if cy > 0 {
+		send = max(time.Duration(cy)*time.Millisecond, cfg.SendMin)
+	}
+	if cx > 0 {
+		recv = max(time.Duration(cx)*time.Millisecond, cfg.RecvMin)
+	}
+	return send, recv
+}
+
+// credentials applies semantics 2.3.
+func (s *session) credentials(h codec.Headers) (brokerLogin, error) {
+	login, hasLogin := h.Get("login")
+	passcode, hasPasscode := h.Get("passcode")
+	missing := protocolError("Bad CONNECT", "Missing login or passcode header(s)\n")
+	switch {
+	case !hasLogin && !hasPasscode:
+		if s.cfg.Auth.DefaultLogin == "" {
+			return brokerLogin{}, missing
+		}
+		login, passcode = s.cfg.Auth.DefaultLogin, s.cfg.Auth.DefaultPasscode
+	case login == "" || passcode == "":
+		return brokerLogin{}, missing
+	}
+	for _, u := range s.cfg.Auth.LoopbackUsers {
+		if u == login && !isLoopback(s.conn.RemoteAddr()) {
+			return brokerLogin{}, protocolError("Bad CONNECT", "non-loopback access denied\n")
+		}
+	}
+	return brokerLogin{Login: login, Passcode: passcode}, nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// vhost applies semantics 2.4.
+func (s *session) vhost(h codec.Headers) (string, error) {
+	host, ok := h.Get("host")
+	if !ok {
+		return s.cfg.VHosts.Default, nil
+	}
+	for k, v := range s.cfg.VHosts.Map {
+		if strings.EqualFold(k, host) {
+			return v, nil
+		}
+	}
+	switch s.cfg.VHosts.Unmapped {
+	case "default":
+		return s.cfg.VHosts.Default, nil
+	case "reject":
+		return "", protocolError("Bad CONNECT", fmt.Sprintf("Virtual host for host '%s' is not configured\n", host))
+	}
+	return host, nil
+}
+
+// readError classifies an error of codec.Reader.ReadFrame.
+func (s *session) readError(err error) error {
+	var pe *codec.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		return err
+	case errors.Is(err, errPreconnectLimit):
+		return &codec.ProtocolError{Message: "Frame too large", Detail: fmt.Sprintf("More than %d bytes arrived before CONNECT completed (limits.max_preconnect_bytes)\n", s.cfg.Limits.MaxPreconnectBytes), Kind: codec.ErrFrameTooLarge}
+	case errors.Is(err, errConnectTimeout), errors.Is(err, errHeartbeatTimeout):
+		return err
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return errClientClosed
+	}
+	select {
+	case <-s.killCh:
+		return errKilled
+	default:
+	}
+	return fmt.Errorf("%w: %v", errClientClosed, err)
+}
+
+// readLoop is the reader goroutine: it decodes frames and hands them to the
+// session loop in order. It blocks while the loop does not take frames,
+// which pushes back on the client through TCP. Runs in its own goroutine.
+func (s *session) readLoop() {
+	defer s.wg.Done()
+	defer close(s.readerDone)
+	for {
+		f, err := s.reader.ReadFrame()
+		select {
+		case s.inbound <- inboundItem{frame: f, err: err}:
+		case <-s.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// endPreconnect closes a connection that never got CONNECTED: the ERROR,
+// if any, is written directly, unescaped (semantics 4.3).
+func (s *session) endPreconnect(err error) {
+	if f := errorFrame(err, ""); f != nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.STOMP.ErrorLinger + time.Second))
+		_, _ = s.conn.Write(codec.AppendFrame(nil, f, codec.VersionNone, s.cfg.STOMP.TrailingLF))
+		s.lingerAndClose(false)
+	} else {
+		_ = s.conn.Close()
+	}
+	if s.broker != nil {
+		_ = s.broker.Close()
+	}
+	close(s.done)
+}
+
+// end runs the close procedure of semantics 14.2 after the loop returned.
+func (s *session) end(err error) {
+	receipt := ""
+	if s.failedFrame != nil {
+		receipt = s.failedFrame.Headers.Value("receipt")
+	}
+	// 1. The loop has stopped reading frames and taking deliveries.
+	// 2. Queue the ERROR behind queued frames; let the writer flush.
+	ef := errorFrame(err, receipt)
+	if ef != nil {
+		s.out.appendFrame(ef, s.version, s.cfg.STOMP.TrailingLF, nil)
+	}
+	s.out.finish()
+	select {
+	case <-s.writerDone:
+	case <-s.killCh:
+	}
+	// Close the AMQP side: unacked deliveries requeue, exclusive and
+	// auto-delete queues go.
+	_ = s.broker.Close()
+	// 3–5. Half-close, linger, close.
+	s.lingerAndClose(ef != nil)
+	close(s.done)
+	s.wg.Wait()
+}
+
+// lingerAndClose half-closes the socket for writing, so that a reset cannot
+// destroy an ERROR still in flight, reads and discards input for at most
+// stomp.error_linger and 1 MiB, then closes.
+func (s *session) lingerAndClose(linger bool) {
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if linger && s.cfg.STOMP.ErrorLinger > 0 {
+		deadline := time.Now().Add(s.cfg.STOMP.ErrorLinger)
+		if s.in == nil {
+			s.in = &inboundConn{conn: s.conn}
+		}
+		s.in.linger(deadline, 1<<20)
+		if s.readerDone != nil {
+			// The reader goroutine may still be reading: drain what it
+			// hands over until it stops, then read the rest directly.
+			s.drainInbound(deadline)
+		} else {
+			_, _ = io.Copy(io.Discard, s.in)
+		}
+	}
+	_ = s.conn.Close()
+}
+
+// drainInbound discards frames from the reader goroutine until it reports
+// an error (EOF, the linger deadline, the byte budget) or the deadline.
+func (s *session) drainInbound(deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline) + 50*time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.inbound:
+		case <-s.readerDone:
+			_, _ = io.Copy(io.Discard, s.in)
+			return
+		case <-t.C:
+			return
+		case <-s.killCh:
+			return
+		}
+	}
+}

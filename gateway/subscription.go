@@ -1,0 +1,345 @@
+package gateway
+
+import (
+	"fmt"
+	"sort"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stompgate/stompgate/gateway/codec"
+	"github.com/stompgate/stompgate/mapping"
+)
+
+// subscription is one SUBSCRIBE (or temp-queue consumer) and its own AMQP
+// channel, so prefetch, cumulative acks and delivery tags are per
+// subscription (semantics 1). Owned by the session loop; its forwarder
+// goroutine only reads ch's notification channels.
+type subscription struct {
+	tag   string // consumer tag: T_<id> or Q_<destination>
+	id    string // the SUBSCRIBE id (or destination when id-less)
+	hasID bool
+	dest  mapping.Destination
+	ack   mapping.AckMode
+	ch    brokerChannel
+	queue string // the queue consumed
+	// durable is a durable /topic or /exchange subscription.
+	durable bool
+	temp    bool // a temp-queue reply consumer (semantics 9)
+
+	// outstanding holds the delivery tags sent to the client and not yet
+	// acked or nacked, ascending (client and client-individual only).
+	outstanding tagList
+}
+
+// subDelivery is one delivery on its way from a forwarder to the loop.
+type subDelivery struct {
+	sub *subscription
+	d   amqp.Delivery
+}
+
+// subEvent is a broker cancel or a channel close of a subscription.
+type subEvent struct {
+	sub       *subscription
+	cancelled bool        // basic.cancel from the broker
+	closeErr  *amqp.Error // channel closed (nil: closed by us)
+}
+
+func (s *session) subscribeOptions() mapping.SubscribeOptions {
+	return mapping.SubscribeOptions{
+		TopicExchange:   s.cfg.STOMP.DefaultTopicExchange,
+		DefaultPrefetch: s.cfg.Flow.DefaultPrefetch,
+		MaxPrefetch:     s.cfg.Flow.MaxPrefetch,
+		RandomName:      randomName,
+	}
+}
+
+// onSubscribe handles SUBSCRIBE (semantics 6.1, 6.2).
+func (s *session) onSubscribe(f *codec.Frame) error {
+	destValue, ok := f.Headers.Get("destination")
+	if !ok {
+		return mapping.MissingDestination(codec.CmdSubscribe)
+	}
+	dest, err := mapping.ParseDestination(destValue, codec.CmdSubscribe)
+	if err != nil {
+		return err
+	}
+	plan, err := mapping.PlanSubscription(dest, f.Headers, s.subscribeOptions())
+	if err != nil {
+		return err
+	}
+	// Semantics 6.2 step 1: limits and duplicates before anything is
+	// declared, so no queue is left behind and no RECEIPT goes out.
+	if len(s.subs) >= s.cfg.Limits.MaxSubscriptions {
+		return protocolError("Too many subscriptions", fmt.Sprintf("The session already has %d subscriptions (limits.max_subscriptions).\n", len(s.subs)))
+	}
+	if _, dup := s.subs[plan.ConsumerTag]; dup {
+		return mapping.DuplicateSubscription(plan.ConsumerTag)
+	}
+	ch, err := s.broker.Channel()
+	if err != nil {
+		return s.channelError(err)
+	}
+	sub := &subscription{
+		tag:     plan.ConsumerTag,
+		id:      plan.ID,
+		hasID:   plan.HasID,
+		dest:    dest,
+		ack:     plan.Ack,
+		ch:      ch,
+		queue:   plan.Queue,
+		durable: plan.Durable,
+	}
+	if !plan.HasID {
+		sub.id = destValue
+	}
+	if plan.Declare != nil {
+		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive, false, plan.Declare.Args); err != nil {
+			_ = ch.Close()
+			return err
+		}
+		if dest.Kind == mapping.DestQueue {
+			s.declared[plan.Declare.Name] = struct{}{}
+		}
+	}
+	if plan.Bind != nil {
+		if err := ch.QueueBind(plan.Queue, plan.Bind.RoutingKey, plan.Bind.Exchange, false, nil); err != nil {
+			s.cleanUpSubscriptionQueue(plan)
+			return err
+		}
+	}
+	if err := s.startConsumer(sub, plan.Prefetch, plan.ConsumeArgs); err != nil {
+		s.cleanUpSubscriptionQueue(plan)
+		_ = ch.Close()
+		return err
+	}
+	// Semantics 18: the RECEIPT is queued before any delivery of this
+	// subscription can reach the writer (deliveries pass through this loop).
+	s.sendReceipt(f)
+	return nil
+}
+
+// cleanUpSubscriptionQueue deletes a subscription queue declared by a
+// SUBSCRIBE whose bind or consume failed, on a fresh channel and only if
+// unused and empty, so a durable backlog is never destroyed (semantics 6.2).
+func (s *session) cleanUpSubscriptionQueue(plan mapping.SubscriptionPlan) {
+	if plan.Bind == nil || plan.Declare == nil {
+		return
+	}
+	ch, err := s.broker.Channel()
+	if err != nil {
+		return
+	}
+	_, _ = ch.QueueDelete(plan.Queue, true, true, false)
+	_ = ch.Close()
+}
+
+// startConsumer sets qos, starts basic.consume (no_ack=false always,
+// semantics 10.3), registers sub and starts its forwarder.
+func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table) error {
+	if err := sub.ch.Qos(prefetch, 0, false); err != nil {
+		return err
+	}
+	cancels := sub.ch.NotifyCancel(make(chan string, 1))
+	closes := sub.ch.NotifyClose(make(chan *amqp.Error, 1))
+	deliveries, err := sub.ch.Consume(sub.queue, sub.tag, false, false, false, false, args)
+	if err != nil {
+		return err
+	}
+	s.subs[sub.tag] = sub
+	delete(s.retiredTags, sub.tag)
+	s.wg.Add(1)
+	go s.forward(sub, deliveries, cancels, closes)
+	return nil
+}
+
+// forward hands sub's deliveries and notifications to the session loop.
+// It blocks while the loop takes no deliveries (writer queue full), so
+// they stay in amqp091-go's consumer buffer, bounded by prefetch.
+// Runs in its own goroutine, one per subscription.
+func (s *session) forward(sub *subscription, deliveries <-chan amqp.Delivery, cancels <-chan string, closes <-chan *amqp.Error) {
+	defer s.wg.Done()
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				deliveries = nil
+				continue
+			}
+			select {
+			case s.deliveries <- subDelivery{sub: sub, d: d}:
+			case <-s.done:
+				return
+			}
+		case _, ok := <-cancels:
+			if !ok {
+				cancels = nil
+				continue
+			}
+			select {
+			case s.subEvents <- subEvent{sub: sub, cancelled: true}:
+			case <-s.done:
+				return
+			}
+		case e, ok := <-closes:
+			if !ok {
+				e = nil
+			}
+			select {
+			case s.subEvents <- subEvent{sub: sub, closeErr: e}:
+			case <-s.done:
+			}
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// handleSubEvent ends the session when the broker cancels an active
+// subscription or closes its channel (semantics 6.4). Events of
+// subscriptions already ended by the client are ignored.
+func (s *session) handleSubEvent(ev subEvent) error {
+	if s.subs[ev.sub.tag] != ev.sub {
+		return nil
+	}
+	if ev.cancelled {
+		return &serverCancelError{subscription: ev.sub.id}
+	}
+	if ev.closeErr != nil {
+		return brokerCloseError(ev.closeErr, true)
+	}
+	return nil
+}
+
+// serverCancelError: the broker cancelled a subscription (semantics 6.4).
+type serverCancelError struct{ subscription string }
+
+func (e *serverCancelError) Error() string {
+	return "server cancelled subscription " + e.subscription
+}
+
+// deliver turns one delivery into a MESSAGE frame (semantics 8) and queues
+// it. Only called from the session loop.
+func (s *session) deliver(sd subDelivery) {
+	sub := sd.sub
+	if s.subs[sub.tag] != sub {
+		// Unsubscribed meanwhile: its channel is closed and the delivery
+		// requeued by the broker.
+		return
+	}
+	d := &sd.d
+	if int64(len(d.Body)) > s.cfg.Limits.MaxBody {
+		// Semantics 8.4: not forwarded; a dead-letter exchange can catch it.
+		_ = sub.ch.Reject(d.DeliveryTag, false)
+		s.log.WithFields(map[string]any{"subscription": sub.id, "bytes": len(d.Body)}).Warn("delivery larger than limits.max_body rejected")
+		return
+	}
+	s.msgIDBuf = mapping.AppendMessageID(s.msgIDBuf[:0], sub.tag, s.id, d.DeliveryTag)
+	msgID := string(s.msgIDBuf)
+	info := mapping.MessageInfo{
+		SubscriptionID:  sub.id,
+		HasSubscription: sub.hasID,
+		MessageID:       msgID,
+	}
+	var ack *autoAck
+	if sub.ack == mapping.AckAuto {
+		ack = &autoAck{ch: sub.ch, tag: d.DeliveryTag}
+	} else {
+		sub.outstanding.add(d.DeliveryTag)
+		if s.version == codec.Version12 {
+			info.AckID = msgID
+		}
+	}
+	s.hdrBuf = mapping.AppendMessageHeaders(s.hdrBuf[:0], info, d)
+	frame := codec.Frame{Command: codec.CmdMessage, Headers: s.hdrBuf, Body: d.Body}
+	s.out.appendFrame(&frame, s.version, s.cfg.STOMP.TrailingLF, ack)
+	clear(s.hdrBuf)
+}
+
+// onUnsubscribe handles UNSUBSCRIBE (semantics 6.3).
+func (s *session) onUnsubscribe(f *codec.Frame) error {
+	target, err := mapping.PlanUnsubscribe(f.Headers)
+	if err != nil {
+		return err
+	}
+	sub, ok := s.subs[target.ConsumerTag]
+	if !ok || sub.temp {
+		return mapping.NoSubscriptionFound(target)
+	}
+	if err := sub.ch.Cancel(sub.tag, false); err != nil {
+		return err
+	}
+	// Only durable /topic subscriptions are deleted; durable /exchange ones
+	// never are (rabbitmq_stomp maybe_delete_durable_sub/3).
+	if target.DeleteDurable && sub.dest.Kind == mapping.DestTopic {
+		if _, err := sub.ch.QueueDelete(sub.queue, false, false, false); err != nil {
+			return err
+		}
+	}
+	s.retire(sub)
+	s.sendReceipt(f)
+	return nil
+}
+
+// retire forgets sub and closes its channel, so unacked messages return to
+// the queue at once.
+func (s *session) retire(sub *subscription) {
+	delete(s.subs, sub.tag)
+	if len(s.retiredTags) >= maxDeclaredCache {
+		clear(s.retiredTags)
+	}
+	s.retiredTags[sub.tag] = struct{}{}
+	_ = sub.ch.Close()
+}
+
+// tagList is an ascending list of outstanding delivery tags. Acks usually
+// come oldest first, so removal from the front is O(1).
+type tagList struct {
+	tags []uint64
+	head int
+}
+
+func (l *tagList) add(tag uint64) { l.tags = append(l.tags, tag) }
+
+func (l *tagList) live() []uint64 { return l.tags[l.head:] }
+
+func (l *tagList) contains(tag uint64) bool {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= tag })
+	return i < len(live) && live[i] == tag
+}
+
+// removeUpTo removes every tag ≤ tag (cumulative ack).
+func (l *tagList) removeUpTo(tag uint64) {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i] > tag })
+	l.head += i
+	l.compact()
+}
+
+// remove removes one tag.
+func (l *tagList) remove(tag uint64) {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i] >= tag })
+	if i >= len(live) || live[i] != tag {
+		return
+	}
+	if i == 0 {
+		l.head++
+	} else {
+		copy(live[i:], live[i+1:])
+		l.tags = l.tags[:len(l.tags)-1]
+	}
+	l.compact()
+}
+
+func (l *tagList) compact() {
+	if l.head == len(l.tags) {
+		l.tags, l.head = l.tags[:0], 0
+		return
+	}
+	if l.head > 64 && l.head > len(l.tags)/2 {
+		n := copy(l.tags, l.tags[l.head:])
+		l.tags, l.head = l.tags[:n], 0
+	}
+}
