@@ -145,11 +145,11 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, brokerURL string, login broke
 		Heartbeat: cfg.Heartbeat,
 		Locale:    "en_US",
 		Properties: amqp.Table{
-			"product":                      "stompgate",
-			"version":                      Version,
-			"connection_name":              login.ConnectionName,
-			"qpid.close_when_no_route":     false,
-			"capabilities":                 amqp.Table{"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true, "publisher_confirms": true, "basic.nack": true},
+			"product":                  "stompgate",
+			"version":                  Version,
+			"connection_name":          login.ConnectionName,
+			"qpid.close_when_no_route": false,
+			"capabilities":             amqp.Table{"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true, "publisher_confirms": true, "basic.nack": true},
 		},
 		// DefaultDial bounds both the TCP connect and the handshake.
 		Dial: amqp.DefaultDial(timeout),

@@ -60,10 +60,10 @@ type session struct {
 	writerDone chan struct{}
 	readerDone chan struct{} // closed when the reader goroutine returns
 
-	inbound    chan inboundItem  // reader → loop
-	deliveries chan subDelivery  // forwarders → loop; gated by the writer queue
-	subEvents  chan subEvent     // forwarders → loop; never gated
-	wg         sync.WaitGroup    // reader and forwarders
+	inbound    chan inboundItem // reader → loop
+	deliveries chan subDelivery // forwarders → loop; gated by the writer queue
+	subEvents  chan subEvent    // forwarders → loop; never gated
+	wg         sync.WaitGroup   // reader and forwarders
 
 	// ---- owned by the session loop ----
 	subs        map[string]*subscription // by consumer tag
