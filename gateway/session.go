@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -93,8 +92,6 @@ type pendingReceipt struct {
 	receipt       string // the SEND's receipt
 	commitReceipt string // a COMMIT's receipt, on its last publish
 }
-
-var sessionCount atomic.Uint64
 
 func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
 	return &session{
