@@ -1,0 +1,105 @@
+# stompgate: the same commands run locally and in CI (.ci/run calls `make test`).
+# Tool versions are pinned in scripts/install-test-deps.sh; see style.md
+# "Tooling and the CI gate".
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO       ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+GOBIN    := $(or $(shell $(GO) env GOBIN 2>/dev/null),$(shell $(GO) env GOPATH 2>/dev/null)/bin)
+export PATH := $(GOBIN):/usr/local/go/bin:$(PATH)
+
+# The broker the gateway, the e2e tests and ensure-rabbitmq.sh use.
+AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export AMQP_URL
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+FUZZTIME    ?= 20s
+E2E_TIMEOUT ?= 15m
+UNIT_TIMEOUT ?= 10m
+
+.PHONY: all run build test unit e2e fuzz lint lint-full fmt-check vet staticcheck \
+	bench deps broker test-scripts clean
+
+all: build
+
+## run: start RabbitMQ if needed, then the gateway on :61613 against $(AMQP_URL)
+run: broker
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/stompgate serve
+
+## build: static-ish binary in ./bin with version and commit stamped in
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/stompgate ./cmd/stompgate
+
+## test: the whole CI gate
+test: broker deps test-scripts fmt-check vet staticcheck
+	$(GO) test -race -timeout $(UNIT_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory e2e-only
+
+## unit: vet and the race-enabled unit tests only (no broker, no clients)
+unit: vet
+	$(GO) test -race -timeout $(UNIT_TIMEOUT) ./...
+
+## e2e: end-to-end tests with the real broker, gateway and STOMP clients
+e2e: broker deps e2e-only
+
+.PHONY: e2e-only
+e2e-only:
+	$(GO) test -race -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
+
+## fuzz: a short run of the codec's frame reader fuzzer
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./gateway/codec
+
+## lint: gofmt, go vet and staticcheck (the cheap, always-on linters)
+lint: fmt-check vet staticcheck
+
+## lint-full: lint plus golangci-lint v2 (.golangci.yml) and shellcheck on the
+## scripts; installs both on first use (golangci-lint builds for minutes)
+lint-full: lint
+	scripts/install-test-deps.sh --lint-tools
+	golangci-lint run ./...
+	shellcheck scripts/*.sh .ci/run
+
+fmt-check:
+	@unformatted="$$(gofmt -l .)"; \
+	if [[ -n "$$unformatted" ]]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; \
+		echo "$$unformatted" | sed 's/^/  /'; \
+		exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+
+staticcheck:
+	@command -v staticcheck >/dev/null || scripts/install-test-deps.sh
+	staticcheck ./...
+	staticcheck -tags e2e ./e2e/...
+
+## bench: codec and mapping micro-benchmarks
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/codec ./mapping
+
+## deps: Debian STOMP clients for e2e, gcc for -race, pinned staticcheck
+deps:
+	scripts/install-test-deps.sh
+
+## broker: make sure RabbitMQ answers at $(AMQP_URL)
+broker:
+	scripts/ensure-rabbitmq.sh
+
+## test-scripts: tests of the two scripts above, against stub commands
+test-scripts:
+	scripts/test-scripts.sh
+
+clean:
+	rm -rf bin coverage.out coverage.html *.coverprofile
+	$(GO) clean -testcache -fuzzcache
