@@ -63,7 +63,7 @@ lint: fmt-check vet staticcheck
 ## lint-full: lint plus golangci-lint v2 (.golangci.yml) and shellcheck on the
 ## scripts; installs both on first use (golangci-lint builds for minutes)
 lint-full: lint
-	scripts/install-test-deps.sh --lint-tools
+	bash scripts/install-test-deps.sh --lint-tools
 	golangci-lint run ./...
 	shellcheck scripts/*.sh .ci/run
 
@@ -80,7 +80,7 @@ vet:
 	$(GO) vet -tags e2e ./e2e/...
 
 staticcheck:
-	@command -v staticcheck >/dev/null || scripts/install-test-deps.sh
+	@command -v staticcheck >/dev/null || bash scripts/install-test-deps.sh
 	staticcheck ./...
 	staticcheck -tags e2e ./e2e/...
 
@@ -90,15 +90,15 @@ bench:
 
 ## deps: Debian STOMP clients for e2e, gcc for -race, pinned staticcheck
 deps:
-	scripts/install-test-deps.sh
+	bash scripts/install-test-deps.sh
 
 ## broker: make sure RabbitMQ answers at $(AMQP_URL)
 broker:
-	scripts/ensure-rabbitmq.sh
+	bash scripts/ensure-rabbitmq.sh
 
 ## test-scripts: tests of the two scripts above, against stub commands
 test-scripts:
-	scripts/test-scripts.sh
+	bash scripts/test-scripts.sh
 
 clean:
 	rm -rf bin coverage.out coverage.html *.coverprofile
