@@ -73,6 +73,14 @@ func (c amqpConn) Channel() (brokerChannel, error) {
 	return ch, nil
 }
 
+// Close closes the AMQP connection, waiting at most brokerCloseTimeout for
+// the broker's close-ok, so a stalled broker cannot hold a session open.
+func (c amqpConn) Close() error {
+	return c.Connection.CloseDeadline(time.Now().Add(brokerCloseTimeout))
+}
+
+const brokerCloseTimeout = 2 * time.Second
+
 func (c amqpConn) FrameMax() int { return c.Connection.Config.FrameSize }
 
 // newAMQPDialer returns the dialer used in production. Only the scheme,

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -94,15 +95,23 @@ func (s *session) channelError(err error) error {
 	if errors.As(err, &ae) && ae.Server {
 		return ae
 	}
+	// amqp091-go marks a channel closed before it sends the close
+	// notification, so wait briefly for the broker's reason.
+	t := time.NewTimer(closeReasonWait)
+	defer t.Stop()
 	select {
 	case e, ok := <-s.pubClose:
 		return brokerCloseError(e, ok)
 	case e, ok := <-s.connClose:
 		return brokerCloseError(e, ok)
-	default:
+	case <-t.C:
 	}
 	return err
 }
+
+// closeReasonWait bounds how long a failed broker call waits for the close
+// notification that explains it.
+const closeReasonWait = time.Second
 
 // declareQueue declares decl on ch once per session and name (semantics
 // 5.2: SEND and SUBSCRIBE share the cache).
