@@ -1,0 +1,225 @@
+// Command stompgate runs the STOMP ⇄ AMQP 0-9-1 gateway.
+//
+//	stompgate serve [--config FILE] [--listen ADDR] [--amqp-url URL] [--log-level L] [--log-format text|json]
+//	stompgate check-config --config FILE
+//	stompgate version
+//
+// This package owns flags, environment variables, config file loading, logger
+// setup and signal handling (style.md practice 1); everything else lives in
+// package gateway. SIGINT or SIGTERM cancels the context that serve passes to
+// gateway.Run, which shuts down gracefully (semantics 15) and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/stompgate/stompgate/gateway"
+)
+
+// Set at build time: go build -ldflags "-X main.version=1.2.3 -X main.commit=abc123".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, newApp(gateway.Run), os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes app with args (args[0] is the program name) and returns its
+// exit code. Errors are written to stderr, and so is the log.
+func run(ctx context.Context, app *cli.App, args []string, stdout, stderr io.Writer) int {
+	app.Writer, app.ErrWriter = stdout, stderr
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	_, _ = fmt.Fprintln(stderr, "stompgate:", err)
+	var exit cli.ExitCoder
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return 1
+}
+
+// gatewayRunner is gateway.Run's signature; tests pass a fake to observe the
+// configuration and logger serve ends up with.
+type gatewayRunner func(ctx context.Context, cfg gateway.Config, log logrus.FieldLogger) error
+
+// newApp builds the command-line program. Errors are returned from RunContext
+// rather than handled with os.Exit, so the app can run inside tests.
+func newApp(runGateway gatewayRunner) *cli.App {
+	defaults := gateway.DefaultConfig()
+	configFlag := func(required bool) *cli.StringFlag {
+		return &cli.StringFlag{
+			Name:      "config",
+			Aliases:   []string{"c"},
+			Usage:     "YAML config `FILE`; keys it leaves out keep their defaults",
+			EnvVars:   []string{"STOMPGATE_CONFIG"},
+			TakesFile: true,
+			Required:  required,
+		}
+	}
+	return &cli.App{
+		Name:    "stompgate",
+		Usage:   "STOMP 1.0/1.1/1.2 to AMQP 0-9-1 gateway",
+		Version: version,
+		// Return errors (cli.Exit included) to run instead of exiting.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			{
+				Name:  "serve",
+				Usage: "accept STOMP connections until SIGINT or SIGTERM",
+				Flags: []cli.Flag{
+					configFlag(false),
+					&cli.StringFlag{
+						Name:    "listen",
+						Usage:   "STOMP listen `ADDR` (host:port); overrides listen",
+						EnvVars: []string{"STOMPGATE_LISTEN"},
+						Value:   defaults.Listen,
+					},
+					&cli.StringFlag{
+						Name:    "amqp-url",
+						Usage:   "broker `URL`, amqp:// or amqps://; overrides amqp.url",
+						EnvVars: []string{"STOMPGATE_AMQP_URL"},
+						Value:   defaults.AMQP.URL,
+					},
+					&cli.StringFlag{
+						Name:    "log-level",
+						Usage:   "logrus `LEVEL` (trace, debug, info, warn, error); overrides log.level",
+						EnvVars: []string{"STOMPGATE_LOG_LEVEL"},
+						Value:   defaults.Log.Level,
+					},
+					&cli.StringFlag{
+						Name:    "log-format",
+						Usage:   "log `FORMAT`, text or json; overrides log.format",
+						EnvVars: []string{"STOMPGATE_LOG_FORMAT"},
+						Value:   defaults.Log.Format,
+					},
+				},
+				Action: func(c *cli.Context) error { return serve(c, runGateway) },
+			},
+			{
+				Name:   "check-config",
+				Usage:  "load and validate a config file, then exit",
+				Flags:  []cli.Flag{configFlag(true)},
+				Action: checkConfig,
+			},
+			{
+				Name:  "version",
+				Usage: "print version, commit and Go version",
+				Action: func(c *cli.Context) error {
+					_, err := fmt.Fprintf(c.App.Writer, "stompgate %s (commit %s, %s)\n", version, commit, runtime.Version())
+					return err
+				},
+			},
+		},
+	}
+}
+
+// serve loads the config, applies the flags and env vars the user set, sets
+// up the logger and runs the gateway until c.Context ends.
+func serve(c *cli.Context, runGateway gatewayRunner) error {
+	if c.Args().Present() {
+		return cli.Exit(fmt.Sprintf("serve takes no arguments, got %q", c.Args().Slice()), 2)
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	// style.md practice 10: flags and STOMPGATE_* override the file only
+	// when set. (urfave/cli applies env vars to flags, so a flag given on
+	// the command line beats its env var.)
+	overrides := []struct {
+		flag  string
+		field *string
+	}{
+		{"listen", &cfg.Listen},
+		{"amqp-url", &cfg.AMQP.URL},
+		{"log-level", &cfg.Log.Level},
+		{"log-format", &cfg.Log.Format},
+	}
+	for _, o := range overrides {
+		if c.IsSet(o.flag) {
+			*o.field = c.String(o.flag)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cli.Exit("invalid configuration after applying flags and environment: "+indentLines(err.Error()), 1)
+	}
+	log, err := newLogger(cfg.Log, c.App.ErrWriter)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	if err := runGateway(c.Context, cfg, log); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	return nil
+}
+
+// checkConfig runs the same load-and-validate path as serve and reports the
+// verdict (style.md practice 10).
+func checkConfig(c *cli.Context) error {
+	if c.Args().Present() {
+		return cli.Exit(fmt.Sprintf("check-config takes no arguments, got %q (use --config FILE)", c.Args().Slice()), 2)
+	}
+	if _, err := loadConfig(c); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(c.App.Writer, "config OK")
+	return err
+}
+
+// loadConfig returns DefaultConfig, or the file named by --config loaded
+// over it and validated. A failure is a cli.Exit error with status 1.
+func loadConfig(c *cli.Context) (gateway.Config, error) {
+	if !c.IsSet("config") {
+		return gateway.DefaultConfig(), nil
+	}
+	cfg, err := gateway.LoadConfig(c.String("config"))
+	if err != nil {
+		return gateway.Config{}, cli.Exit("invalid configuration: "+indentLines(err.Error()), 1)
+	}
+	return cfg, nil
+}
+
+// indentLines indents every line after the first, so that each problem of
+// a joined error reads as an item under the first line.
+func indentLines(text string) string {
+	return strings.ReplaceAll(text, "\n", "\n  ")
+}
+
+// newLogger builds the process's only logger (style.md practice 11): the
+// level and formatter from cfg, writing to out (stderr in main).
+func newLogger(cfg gateway.LogConfig, out io.Writer) (*logrus.Logger, error) {
+	level, err := logrus.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	log := logrus.New()
+	log.SetOutput(out)
+	log.SetLevel(level)
+	switch cfg.Format {
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, fmt.Errorf("log.format: must be text or json, got %q", cfg.Format)
+	}
+	return log, nil
+}
