@@ -34,6 +34,7 @@ var (
 )
 
 func main() {
+	gateway.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, newApp(gateway.Run), os.Args, os.Stdout, os.Stderr)
 	stop()
