@@ -1,13 +1,3 @@
-// Package codec is stompgate's STOMP 1.0/1.1/1.2 frame codec.
-//
-// It is pure: no net, no logging, no AMQP. A Reader decodes frames from a
-// byte stream under explicit limits (line length, header count, header
-// bytes, body size, command length) and never allocates from a length field
-// it has not checked. AppendFrame encodes server frames. Header escaping
-// depends on the negotiated version and on the command (semantics 4.3).
-//
-// Every malformed input becomes a *ProtocolError, which the gateway turns
-// into an ERROR frame in one place.
 package codec
 
 // Version is a negotiated STOMP protocol version.
