@@ -27,9 +27,13 @@ UNIT_TIMEOUT ?= 10m
 
 all: build
 
+# LISTEN overrides the gateway's listen address for `make run`, e.g. when
+# RabbitMQ's own STOMP plugin already holds :61613: make run LISTEN=127.0.0.1:61614
+LISTEN ?=
+
 ## run: start RabbitMQ if needed, then the gateway on :61613 against $(AMQP_URL)
 run: broker
-	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/stompgate serve
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/stompgate serve --amqp-url '$(AMQP_URL)' $(if $(LISTEN),--listen '$(LISTEN)')
 
 ## build: static-ish binary in ./bin with version and commit stamped in
 build:

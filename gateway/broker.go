@@ -76,12 +76,12 @@ func (c amqpConn) Channel() (brokerChannel, error) {
 // Close closes the AMQP connection, waiting at most brokerCloseTimeout for
 // the broker's close-ok, so a stalled broker cannot hold a session open.
 func (c amqpConn) Close() error {
-	return c.Connection.CloseDeadline(time.Now().Add(brokerCloseTimeout))
+	return c.CloseDeadline(time.Now().Add(brokerCloseTimeout))
 }
 
 const brokerCloseTimeout = 2 * time.Second
 
-func (c amqpConn) FrameMax() int { return c.Connection.Config.FrameSize }
+func (c amqpConn) FrameMax() int { return c.Config.FrameSize }
 
 // newAMQPDialer returns the dialer used in production. Only the scheme,
 // host and port of cfg.URL are used (semantics 1): credentials come from
@@ -185,10 +185,10 @@ func classifyDialError(err error) error {
 	if errors.As(err, &amqpErr) {
 		switch {
 		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
-			return fmt.Errorf("%w: %v", errBrokerAccessRefused, err)
+			return fmt.Errorf("%w: %w", errBrokerAccessRefused, err)
 		case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed:
-			return fmt.Errorf("%w: %v", errBrokerVHostRefused, err)
+			return fmt.Errorf("%w: %w", errBrokerVHostRefused, err)
 		}
 	}
-	return fmt.Errorf("%w: %v", errBrokerUnreachable, err)
+	return fmt.Errorf("%w: %w", errBrokerUnreachable, err)
 }

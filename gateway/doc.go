@@ -1,5 +1,5 @@
 // Package gateway terminates STOMP 1.0/1.1/1.2 sessions and carries them over
-// AMQP 0-9-1 to RabbitMQ or another AMQP 0-9-1 broker. The wire behaviour is
+// AMQP 0-9-1 to RabbitMQ or another AMQP 0-9-1 broker. The wire behavior is
 // specified in shared/design/semantics.md; section numbers in comments refer
 // to it.
 //

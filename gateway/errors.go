@@ -136,7 +136,7 @@ func errorFrame(err error, receiptID string) *codec.Frame {
 		}
 	case errors.As(err, &sc):
 		// rabbitmq_stomp server_cancel_consumer/2.
-		message = "Server cancelled subscription"
+		message = "Server cancelled subscription" //nolint:misspell // the plugin's exact text
 		detail = "The server has canceled a subscription.\nNo more messages will be delivered for \"id='" + sc.subscription + "'\".\n"
 		subscription = sc.subscription
 	case errors.As(err, &ae):

@@ -203,7 +203,9 @@ func Run(ctx context.Context, cfg Config, log logrus.FieldLogger) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.WithError(err).Warn("shutdown timed out; remaining sessions were closed")
 	}
-	<-serveErr
+	if err := <-serveErr; !errors.Is(err, ErrServerClosed) {
+		log.WithError(err).Warn("accept loop ended with an error")
+	}
 	log.Info("stompgate stopped")
 	return nil
 }

@@ -225,7 +225,7 @@ func (s *session) connect() error {
 		case errors.Is(err, errBrokerVHostRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Virtual host '%s' access denied", vhost))
 		default:
-			return protocolError("Bad CONNECT", fmt.Sprintf("Could not reach the AMQP broker: %v\n", errors.Unwrap(err)))
+			return protocolError("Bad CONNECT", "Could not reach the AMQP broker: "+strings.TrimPrefix(err.Error(), errBrokerUnreachable.Error()+": ")+"\n")
 		}
 	}
 	s.broker = broker
@@ -375,7 +375,7 @@ func (s *session) readError(err error) error {
 		return errKilled
 	default:
 	}
-	return fmt.Errorf("%w: %v", errClientClosed, err)
+	return fmt.Errorf("%w: %w", errClientClosed, err)
 }
 
 // readLoop is the reader goroutine: it decodes frames and hands them to the

@@ -39,9 +39,9 @@ type subDelivery struct {
 
 // subEvent is a broker cancel or a channel close of a subscription.
 type subEvent struct {
-	sub       *subscription
-	cancelled bool        // basic.cancel from the broker
-	closeErr  *amqp.Error // channel closed (nil: closed by us)
+	sub          *subscription
+	serverCancel bool        // basic.cancel from the broker
+	closeErr     *amqp.Error // channel closed (nil: closed by us)
 }
 
 func (s *session) subscribeOptions() mapping.SubscribeOptions {
@@ -176,7 +176,7 @@ func (s *session) forward(sub *subscription, deliveries <-chan amqp.Delivery, ca
 				continue
 			}
 			select {
-			case s.subEvents <- subEvent{sub: sub, cancelled: true}:
+			case s.subEvents <- subEvent{sub: sub, serverCancel: true}:
 			case <-s.done:
 				return
 			}
@@ -202,7 +202,7 @@ func (s *session) handleSubEvent(ev subEvent) error {
 	if s.subs[ev.sub.tag] != ev.sub {
 		return nil
 	}
-	if ev.cancelled {
+	if ev.serverCancel {
 		return &serverCancelError{subscription: ev.sub.id}
 	}
 	if ev.closeErr != nil {
@@ -211,11 +211,11 @@ func (s *session) handleSubEvent(ev subEvent) error {
 	return nil
 }
 
-// serverCancelError: the broker cancelled a subscription (semantics 6.4).
+// serverCancelError: the broker canceled a subscription (semantics 6.4).
 type serverCancelError struct{ subscription string }
 
 func (e *serverCancelError) Error() string {
-	return "server cancelled subscription " + e.subscription
+	return "server canceled subscription " + e.subscription
 }
 
 // deliver turns one delivery into a MESSAGE frame (semantics 8) and queues

@@ -114,7 +114,7 @@ func (s *session) onCommit(f *codec.Frame) error {
 		case txAck, txNack:
 			sub, ok := s.subs[a.tag]
 			if !ok || !sub.outstanding.contains(a.deliveryTag) {
-				continue // cancelled since, or settled by a cumulative ack
+				continue // canceled since, or settled by a cumulative ack
 			}
 			if err := s.settle(sub, a); err != nil {
 				return err
