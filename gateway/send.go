@@ -22,15 +22,17 @@ const maxDeclaredCache = 4096
 // then publish (or buffer it in a transaction). The RECEIPT follows the
 // broker's confirm (semantics 11).
 func (s *session) onSend(f *codec.Frame) error {
+	// rabbitmq_stomp checks the headers not allowed on SEND (message-id)
+	// before the destination.
+	msg, replyTo, err := mapping.PublishingFromSend(f.Headers, s.publishOptions())
+	if err != nil {
+		return err
+	}
 	destValue, ok := f.Headers.Get("destination")
 	if !ok {
 		return mapping.MissingDestination(codec.CmdSend)
 	}
 	dest, err := mapping.ParseDestination(destValue, codec.CmdSend)
-	if err != nil {
-		return err
-	}
-	msg, replyTo, err := mapping.PublishingFromSend(f.Headers, s.publishOptions())
 	if err != nil {
 		return err
 	}
