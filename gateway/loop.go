@@ -33,6 +33,7 @@ func (s *session) loop() error {
 			if item.err != nil {
 				return s.readError(item.err)
 			}
+			s.obs.FrameIn(item.frame.Command)
 			if err := s.handleFrame(item.frame); err != nil {
 				if !errors.Is(err, errClientDisconnected) {
 					s.failedFrame = item.frame
@@ -123,7 +124,13 @@ func (s *session) sendReceipt(f *codec.Frame) {
 
 func (s *session) queueReceipt(id string) {
 	rf := codec.Frame{Command: codec.CmdReceipt, Headers: codec.Headers{{Name: "receipt-id", Value: id}}}
-	s.out.appendFrame(&rf, s.version, s.cfg.STOMP.TrailingLF, nil)
+	s.queueFrame(&rf, nil)
+}
+
+// queueFrame queues f for the writer, encoded for the session's version.
+func (s *session) queueFrame(f *codec.Frame, ack *autoAck) {
+	s.obs.FrameOut(f.Command)
+	s.out.appendFrame(f, s.version, s.cfg.STOMP.TrailingLF, ack)
 }
 
 // confirm handles one publisher confirm. amqp091-go delivers them one per
@@ -149,6 +156,7 @@ func (s *session) confirm(c amqp.Confirmation) error {
 		return pe
 	}
 	if pr.receipt != "" {
+		s.obs.ReceiptLatency(time.Since(pr.arrived))
 		s.queueReceipt(pr.receipt)
 	}
 	if pr.commitReceipt != "" {

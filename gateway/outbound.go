@@ -33,6 +33,7 @@ type outbound struct {
 
 	mu      sync.Mutex // guards the fields below
 	pending []byte
+	ends    []int // offset in pending after each frame, for messageWriter
 	acks    []autoAck
 	closed  bool // set by finish: the writer exits once pending is written
 
@@ -64,6 +65,7 @@ func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool,
 		return
 	}
 	o.pending = codec.AppendFrame(o.pending, f, v, trailingLF)
+	o.ends = append(o.ends, len(o.pending))
 	if ack != nil {
 		o.acks = append(o.acks, *ack)
 	}
@@ -87,18 +89,33 @@ func (o *outbound) finish() {
 	signal(o.wake)
 }
 
-// take swaps the pending bytes for spare and returns them with the acks.
-func (o *outbound) take(spare []byte, spareAcks []autoAck) ([]byte, []autoAck, bool) {
+// batch is what the writer takes from the queue at once.
+type batch struct {
+	buf  []byte
+	ends []int
+	acks []autoAck
+}
+
+// take swaps the pending frames for spare's buffers and returns them; closed
+// reports whether finish was called.
+func (o *outbound) take(spare batch) (batch, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	buf, acks := o.pending, o.acks
-	o.pending, o.acks = spare[:0], spareAcks[:0]
-	return buf, acks, o.closed
+	b := batch{buf: o.pending, ends: o.ends, acks: o.acks}
+	o.pending, o.ends, o.acks = spare.buf[:0], spare.ends[:0], spare.acks[:0]
+	return b, o.closed
 }
 
 // maxRetainedBuffer is the largest write buffer the writer keeps for reuse;
 // a larger one (a big message) is dropped so idle sessions stay small.
 const maxRetainedBuffer = 256 << 10
+
+// messageWriter is implemented by connections that carry one STOMP frame
+// per message (WebSocket): the writer hands them whole frames instead of a
+// byte stream. ends are the offsets in buf after each frame.
+type messageWriter interface {
+	WriteFrames(buf []byte, ends []int) error
+}
 
 // writer is the only goroutine that writes to the connection. It writes
 // queued frames in batches, sends a heart-beat LF when nothing was written
@@ -123,8 +140,7 @@ func (w *writer) run() error {
 		tick = t.C
 	}
 	lastWrite := time.Now()
-	var spare []byte
-	var spareAcks []autoAck
+	var spare batch
 	for {
 		select {
 		case <-w.out.wake:
@@ -132,7 +148,7 @@ func (w *writer) run() error {
 			if now.Sub(lastWrite) < w.sendInterval/2 {
 				continue
 			}
-			if err := w.write([]byte{'\n'}); err != nil {
+			if err := w.write([]byte{'\n'}, []int{1}); err != nil {
 				return err
 			}
 			lastWrite = now
@@ -140,41 +156,37 @@ func (w *writer) run() error {
 		case <-w.stop:
 			return nil
 		}
-		buf, acks, closed := w.out.take(spare, spareAcks)
-		if len(buf) > 0 {
-			if err := w.write(buf); err != nil {
+		b, closed := w.out.take(spare)
+		if len(b.buf) > 0 {
+			if err := w.write(b.buf, b.ends); err != nil {
 				return err
 			}
 			lastWrite = time.Now()
 			signal(w.out.space)
-			ackWritten(acks)
+			ackWritten(b.acks)
 		}
-		if cap(buf) <= maxRetainedBuffer {
-			spare = buf
-		} else {
-			spare = nil
+		if cap(b.buf) > maxRetainedBuffer {
+			b.buf = nil
 		}
-		clear(acks)
-		spareAcks = acks[:0]
+		clear(b.acks)
+		spare = b
 		if closed {
-			// A last take: frames appended between take and finish.
-			buf, acks, _ = w.out.take(nil, nil)
-			if len(buf) > 0 {
-				if err := w.write(buf); err != nil {
-					return err
-				}
-				ackWritten(acks)
-			}
+			// Appends after finish are dropped, so this batch was the last.
 			return nil
 		}
 	}
 }
 
-func (w *writer) write(b []byte) error {
+func (w *writer) write(b []byte, ends []int) error {
 	if w.writeTimeout > 0 {
 		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	}
-	_, err := w.conn.Write(b)
+	var err error
+	if mw, ok := w.conn.(messageWriter); ok {
+		err = mw.WriteFrames(b, ends)
+	} else {
+		_, err = w.conn.Write(b)
+	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		return errSlowConsumer
 	}

@@ -83,8 +83,9 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 		return s.channelError(err)
 	}
 	s.unconfirmed++
+	s.obs.Published()
 	if receipt != "" || commitReceipt != "" {
-		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt})
+		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt, arrived: time.Now()})
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type Server struct {
 	cfg  Config
 	log  logrus.FieldLogger
 	dial brokerDialer
+	obs  Observer
 
 	mu       sync.Mutex // guards listener, sessions, closing
 	listener net.Listener
@@ -40,7 +41,16 @@ func NewServer(cfg Config, log logrus.FieldLogger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, dial: dial, sessions: make(map[*session]struct{})}, nil
+	return &Server{cfg: cfg, log: log, dial: dial, obs: nopObserver{}, sessions: make(map[*session]struct{})}, nil
+}
+
+// SetObserver sets the Observer that receives session events (metrics).
+// Call it before Serve.
+func (s *Server) SetObserver(obs Observer) {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	s.obs = obs
 }
 
 // Listen binds cfg.Listen. Use "127.0.0.1:0" in tests and read Addr.
@@ -121,6 +131,7 @@ func (s *Server) startSession(conn net.Conn) {
 	}
 	tooMany := s.cfg.Limits.MaxConnections > 0 && len(s.sessions) >= s.cfg.Limits.MaxConnections
 	sess := newSession(s.cfg, conn, s.dial, s.log)
+	sess.obs = s.obs
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

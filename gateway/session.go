@@ -36,6 +36,11 @@ type session struct {
 
 	remote string
 	id     string
+	// transport names the listener kind for logs and metrics ("tcp",
+	// "tls", "ws", "wss"); obs receives events for metrics. Both are set
+	// by the Server before run.
+	transport string
+	obs       Observer
 
 	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
 	shutdownOnce sync.Once
@@ -91,6 +96,7 @@ type pendingReceipt struct {
 	seq           uint64
 	receipt       string // the SEND's receipt
 	commitReceipt string // a COMMIT's receipt, on its last publish
+	arrived       time.Time
 }
 
 func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
@@ -100,6 +106,8 @@ func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLo
 		dial:       dial,
 		log:        log.WithField("remote", conn.RemoteAddr().String()),
 		remote:     conn.RemoteAddr().String(),
+		transport:  "tcp",
+		obs:        nopObserver{},
 		shutdownCh: make(chan struct{}),
 		killCh:     make(chan struct{}),
 		done:       make(chan struct{}),
@@ -142,16 +150,21 @@ func (s *session) run() {
 		}
 	}()
 	start := time.Now()
+	s.obs.SessionOpened(s.transport)
 	if err := s.connect(); err != nil {
-		s.log.WithError(err).WithField("reason", closeReasonFor(err)).Info("connection closed before CONNECTED")
+		reason := closeReasonFor(err)
+		s.log.WithError(err).WithField("reason", reason).Info("connection closed before CONNECTED")
 		s.endPreconnect(err)
+		s.obs.SessionClosed(s.transport, reason)
 		return
 	}
 	s.log.WithFields(logrus.Fields{"version": s.version.String()}).Info("session started")
 	err := s.loop()
 	s.end(err)
+	reason := closeReasonFor(err)
+	s.obs.SessionClosed(s.transport, reason)
 	s.log.WithFields(logrus.Fields{
-		"reason":   closeReasonFor(err),
+		"reason":   reason,
 		"duration": time.Since(start).Round(time.Millisecond).String(),
 	}).WithError(err).Info("session ended")
 }
@@ -220,6 +233,12 @@ func (s *session) connect() error {
 	})
 	if err != nil {
 		switch {
+		case errors.Is(err, errBrokerAccessRefused), errors.Is(err, errBrokerVHostRefused):
+			s.obs.BrokerConnection("refused")
+		default:
+			s.obs.BrokerConnection("unreachable")
+		}
+		switch {
 		case errors.Is(err, errBrokerAccessRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", login.Login))
 		case errors.Is(err, errBrokerVHostRefused):
@@ -229,6 +248,7 @@ func (s *session) connect() error {
 		}
 	}
 	s.broker = broker
+	s.obs.BrokerConnection("open")
 	s.frameMax = broker.FrameMax()
 	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
 	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))
@@ -271,6 +291,7 @@ func (s *session) connect() error {
 	connected.Headers.Add("session", s.id)
 	connected.Headers.Add("heart-beat", fmt.Sprintf("%d,%d", sendInterval.Milliseconds(), recvInterval.Milliseconds()))
 	connected.Headers.Add("version", version.String())
+	s.obs.FrameOut(codec.CmdConnected)
 	s.out.appendFrame(connected, codec.VersionNone, s.cfg.STOMP.TrailingLF, nil)
 
 	w := &writer{conn: s.conn, out: s.out, sendInterval: sendInterval, writeTimeout: s.cfg.Flow.WriteTimeout, stop: s.killCh}
@@ -401,6 +422,8 @@ func (s *session) readLoop() {
 // if any, is written directly, unescaped (semantics 4.3).
 func (s *session) endPreconnect(err error) {
 	if f := errorFrame(err, ""); f != nil {
+		s.obs.ErrorSent(f.Headers.Value("message"))
+		s.obs.FrameOut(codec.CmdError)
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.STOMP.ErrorLinger + time.Second))
 		_, _ = s.conn.Write(codec.AppendFrame(nil, f, codec.VersionNone, s.cfg.STOMP.TrailingLF))
 		s.lingerAndClose(false)
@@ -409,6 +432,7 @@ func (s *session) endPreconnect(err error) {
 	}
 	if s.broker != nil {
 		_ = s.broker.Close()
+		s.obs.BrokerConnection("closed")
 	}
 	close(s.done)
 }
@@ -423,7 +447,8 @@ func (s *session) end(err error) {
 	// 2. Queue the ERROR behind queued frames; let the writer flush.
 	ef := errorFrame(err, receipt)
 	if ef != nil {
-		s.out.appendFrame(ef, s.version, s.cfg.STOMP.TrailingLF, nil)
+		s.obs.ErrorSent(ef.Headers.Value("message"))
+		s.queueFrame(ef, nil)
 	}
 	s.out.finish()
 	select {
@@ -433,6 +458,7 @@ func (s *session) end(err error) {
 	// Close the AMQP side: unacked deliveries requeue, exclusive and
 	// auto-delete queues go.
 	_ = s.broker.Close()
+	s.obs.BrokerConnection("closed")
 	// 3–5. Half-close, linger, close.
 	s.lingerAndClose(ef != nil)
 	close(s.done)

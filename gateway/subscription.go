@@ -252,7 +252,8 @@ func (s *session) deliver(sd subDelivery) {
 	}
 	s.hdrBuf = mapping.AppendMessageHeaders(s.hdrBuf[:0], info, d)
 	frame := codec.Frame{Command: codec.CmdMessage, Headers: s.hdrBuf, Body: d.Body}
-	s.out.appendFrame(&frame, s.version, s.cfg.STOMP.TrailingLF, ack)
+	s.obs.Delivered()
+	s.queueFrame(&frame, ack)
 	clear(s.hdrBuf)
 }
 
