@@ -1,0 +1,76 @@
+//go:build e2e
+
+// Package e2e tests stompgate end to end: the real RabbitMQ, the real
+// gateway running in-process on 127.0.0.1:0, and real STOMP clients (go-stomp,
+// raw frames over TCP, and the scripting clients under clients/ run as
+// subprocesses). See style.md practice 14.
+//
+// Run with:
+//
+//	go test -race -tags e2e -count=1 ./e2e/...
+//
+// Environment:
+//
+//	AMQP_URL                 broker (default amqp://guest:guest@127.0.0.1:5672/)
+//	STOMPGATE_E2E_TARGET     host:port of an external STOMP server (e.g. the
+//	                         rabbitmq_stomp plugin) to test instead of the
+//	                         in-process gateway; tests that check deliberate
+//	                         differences (semantics.md section 16) say so when
+//	                         they skip or relax a check.
+//	STOMPGATE_E2E_PYTHON     python3 interpreter with stomp.py and stomper
+//	                         (default /usr/bin/python3 if present, else python3)
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if err := checkBroker(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: RabbitMQ is not reachable at %s: %v\n"+
+			"e2e: start it with scripts/ensure-rabbitmq.sh (or `rabbitmq-server -detached`), "+
+			"or point AMQP_URL at a running broker\n", amqpURL(), err)
+		os.Exit(1)
+	}
+	if target := externalTarget(); target != "" {
+		c, err := net.DialTimeout("tcp", target, 3*time.Second)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: STOMPGATE_E2E_TARGET=%s is not reachable: %v\n", target, err)
+			os.Exit(1)
+		}
+		_ = c.Close()
+	}
+	// Every session goroutine of the gateway, every go-stomp and amqp091-go
+	// goroutine must be gone when the tests end (style.md practice 14).
+	goleak.VerifyTestMain(m)
+}
+
+// amqpURL is the broker the gateway and the tests' AMQP clients use.
+func amqpURL() string {
+	if u := os.Getenv("AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// externalTarget is the STOMP server to test instead of the in-process
+// gateway, or "".
+func externalTarget() string { return os.Getenv("STOMPGATE_E2E_TARGET") }
+
+// external reports whether the tests run against an external STOMP server.
+func external() bool { return externalTarget() != "" }
+
+func checkBroker() error {
+	conn, err := amqp.DialConfig(amqpURL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
