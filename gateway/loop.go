@@ -5,6 +5,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway/codec"
 )
@@ -34,6 +35,9 @@ func (s *session) loop() error {
 				return s.readError(item.err)
 			}
 			s.obs.FrameIn(item.frame.Command)
+			if s.trace {
+				s.log.WithFields(logrus.Fields{"command": item.frame.Command, "headers": item.frame.Headers, "body_bytes": len(item.frame.Body)}).Trace("frame in")
+			}
 			if err := s.handleFrame(item.frame); err != nil {
 				if !errors.Is(err, errClientDisconnected) {
 					s.failedFrame = item.frame
@@ -130,6 +134,9 @@ func (s *session) queueReceipt(id string) {
 // queueFrame queues f for the writer, encoded for the session's version.
 func (s *session) queueFrame(f *codec.Frame, ack *autoAck) {
 	s.obs.FrameOut(f.Command)
+	if s.trace {
+		s.log.WithFields(logrus.Fields{"command": f.Command, "headers": f.Headers, "body_bytes": len(f.Body)}).Trace("frame out")
+	}
 	s.out.appendFrame(f, s.version, s.cfg.STOMP.TrailingLF, ack)
 }
 

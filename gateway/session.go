@@ -41,6 +41,7 @@ type session struct {
 	// by the Server before run.
 	transport string
 	obs       Observer
+	trace     bool // log every frame (logrus trace level only)
 
 	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
 	shutdownOnce sync.Once
@@ -108,6 +109,7 @@ func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLo
 		remote:     conn.RemoteAddr().String(),
 		transport:  "tcp",
 		obs:        nopObserver{},
+		trace:      traceEnabled(log),
 		shutdownCh: make(chan struct{}),
 		killCh:     make(chan struct{}),
 		done:       make(chan struct{}),
@@ -124,6 +126,18 @@ func (s *session) kill() {
 		close(s.killCh)
 		_ = s.conn.Close()
 	})
+}
+
+// traceEnabled reports whether log writes at trace level, so per-frame
+// traces cost nothing otherwise.
+func traceEnabled(log logrus.FieldLogger) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.TraceLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.TraceLevel)
+	}
+	return false
 }
 
 func newSessionID() string {
