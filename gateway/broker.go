@@ -24,6 +24,9 @@ type brokerConn interface {
 	NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 	// FrameMax is the negotiated frame_max, 0 if unlimited.
 	FrameMax() int
+	// ServerProperties are the server properties of connection.start
+	// (product, version, capabilities), used to pick a broker profile.
+	ServerProperties() amqp.Table
 	Close() error
 }
 
@@ -80,6 +83,8 @@ func (c amqpConn) Close() error {
 }
 
 const brokerCloseTimeout = 2 * time.Second
+
+func (c amqpConn) ServerProperties() amqp.Table { return c.Properties }
 
 func (c amqpConn) FrameMax() int { return c.Config.FrameSize }
 

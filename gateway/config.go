@@ -34,6 +34,10 @@ type AMQPConfig struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Heartbeat is the AMQP heartbeat interval.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Profile is the broker profile: "auto" (from the broker's
+	// connection.start properties), "rabbitmq", "qpid" or "generic"
+	// (semantics 17).
+	Profile string `yaml:"profile"`
 }
 
 // AuthConfig holds the credential rules of semantics 2.3.
@@ -147,6 +151,7 @@ func DefaultConfig() Config {
 			URL:         "amqp://guest:guest@127.0.0.1:5672/",
 			DialTimeout: 5 * time.Second,
 			Heartbeat:   3 * time.Second,
+			Profile:     "auto",
 		},
 		Auth: AuthConfig{
 			LoopbackUsers: []string{"guest"},

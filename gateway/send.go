@@ -28,6 +28,9 @@ func (s *session) onSend(f *codec.Frame) error {
 	if err != nil {
 		return err
 	}
+	if err := s.profile.AdaptPublishing(&msg); err != nil {
+		return err
+	}
 	destValue, ok := f.Headers.Get("destination")
 	if !ok {
 		return mapping.MissingDestination(codec.CmdSend)
@@ -122,7 +125,11 @@ func (s *session) declareQueue(ch brokerChannel, decl *mapping.QueueDeclare) err
 	if _, done := s.declared[decl.Name]; done {
 		return nil
 	}
-	if _, err := ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive, false, decl.Args); err != nil {
+	args, err := s.profile.AdaptQueueArgs(decl.Args)
+	if err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive, false, args); err != nil {
 		return s.channelError(err)
 	}
 	if len(s.declared) >= maxDeclaredCache {
@@ -147,7 +154,13 @@ func (s *session) ensureTempQueue(id string) (string, error) {
 	if err != nil {
 		return "", s.channelError(err)
 	}
-	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	// Brokers without server-named queues get a gateway-chosen name
+	// (semantics 17, generic).
+	name := ""
+	if !s.profile.ServerNamedQueues() {
+		name = "stompgate-temp-" + randomName()
+	}
+	q, err := ch.QueueDeclare(name, false, true, true, false, nil)
 	if err != nil {
 		_ = ch.Close()
 		return "", s.channelError(err)

@@ -82,6 +82,7 @@ type session struct {
 	txBytes     int64
 	failedFrame *codec.Frame // the frame whose processing ended the session
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
+	profile     brokerProfile
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
 }
@@ -263,6 +264,9 @@ func (s *session) connect() error {
 	}
 	s.broker = broker
 	s.obs.BrokerConnection("open")
+	s.profile = selectProfile(s.cfg.AMQP.Profile, broker.ServerProperties())
+	s.obs.BrokerProfile(s.profile.Name())
+	s.log = s.log.WithField("broker_profile", s.profile.Name())
 	s.frameMax = broker.FrameMax()
 	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
 	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))

@@ -93,7 +93,12 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 		sub.id = destValue
 	}
 	if plan.Declare != nil {
-		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive, false, plan.Declare.Args); err != nil {
+		args, err := s.profile.AdaptQueueArgs(plan.Declare.Args)
+		if err != nil {
+			_ = ch.Close()
+			return err
+		}
+		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive, false, args); err != nil {
 			_ = ch.Close()
 			return err
 		}
@@ -234,6 +239,7 @@ func (s *session) deliver(sd subDelivery) {
 		s.log.WithFields(map[string]any{"subscription": sub.id, "bytes": len(d.Body)}).Warn("delivery larger than limits.max_body rejected")
 		return
 	}
+	s.profile.AdaptDelivery(d)
 	s.msgIDBuf = mapping.AppendMessageID(s.msgIDBuf[:0], sub.tag, s.id, d.DeliveryTag)
 	msgID := string(s.msgIDBuf)
 	info := mapping.MessageInfo{
