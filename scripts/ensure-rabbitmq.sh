@@ -152,16 +152,15 @@ main() {
 			die "'rabbitmq-server -detached' failed (as non-root this needs passwordless sudo)"
 	fi
 
-	local waited=0
+	local started=$SECONDS
 	until broker_ready; do
-		if ((waited >= WAIT_SECS)); then
+		if ((SECONDS - started >= WAIT_SECS)); then
 			show_logs_hint
 			die "RabbitMQ did not answer on $BROKER_HOST:$BROKER_PORT within ${WAIT_SECS}s"
 		fi
 		sleep 1
-		waited=$((waited + 1))
 	done
-	log "RabbitMQ is up on $BROKER_HOST:$BROKER_PORT (after ${waited}s)"
+	log "RabbitMQ is up on $BROKER_HOST:$BROKER_PORT (after $((SECONDS - started))s)"
 }
 
 # Sourcing the file (for its tests) defines the functions without running.
