@@ -25,11 +25,11 @@ const (
 // a healthy go-stomp client on the same gateway keeps sending and receiving.
 func TestBadInputEndsOnlyThatSession(t *testing.T) {
 	t.Parallel()
+	n := newNames(t) // before startGateway: cleanups run LIFO
 	addr := startGateway(t, func(cfg *gateway.Config) {
 		cfg.Limits.MaxHeaderLine = smallHeaderLine
 		cfg.Limits.MaxBody = smallMaxBody
 	})
-	n := newNames(t)
 	healthyQueue := n.queue("healthy")
 	healthy := dialStomp(t, addr, stomp.ConnOpt.AcceptVersion(stomp.V12))
 	// A /queue subscription needs no receipt here: messages wait in the queue.

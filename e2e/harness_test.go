@@ -120,7 +120,9 @@ func (s *testLogSink) stop() {
 
 // names hands out per-run unique queue names and routing keys for one test
 // and deletes, at cleanup, every queue it handed out (whether the gateway,
-// the broker or the test created it).
+// the broker or the test created it). Call newNames before startGateway:
+// cleanups run last-in first-out, so the queues are deleted only after the
+// gateway has shut down and no session can declare them again.
 type names struct {
 	t      testing.TB
 	base   string

@@ -18,8 +18,8 @@ import (
 // nowhere in the table.
 func TestSendPropertiesReachAMQP(t *testing.T) {
 	t.Parallel()
+	n := newNames(t) // before startGateway: cleanups run LIFO
 	addr := startGateway(t)
-	n := newNames(t)
 	queue := n.queue("props")
 	replyQueue := n.queue("replies")
 	ch := amqpChannel(t)
@@ -119,8 +119,8 @@ func maps(in amqp.Table, keep func(string) bool) amqp.Table {
 // post-processing (8.3).
 func TestAMQPPropertiesReachSTOMP(t *testing.T) {
 	t.Parallel()
+	n := newNames(t) // before startGateway: cleanups run LIFO
 	addr := startGateway(t)
-	n := newNames(t)
 	queue := n.queue("inbound")
 	ch := amqpChannel(t)
 

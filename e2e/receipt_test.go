@@ -14,8 +14,8 @@ import (
 // right after the RECEIPT finds the message, every time.
 func TestSendReceiptFollowsConfirm(t *testing.T) {
 	t.Parallel()
+	n := newNames(t) // before startGateway: cleanups run LIFO
 	addr := startGateway(t)
-	n := newNames(t)
 	queue := n.queue("confirm")
 	conn := dialStomp(t, addr, stomp.ConnOpt.AcceptVersion(stomp.V12))
 	ch := amqpChannel(t)
@@ -43,8 +43,8 @@ func TestSendReceiptFollowsConfirm(t *testing.T) {
 // and checks the RECEIPT (semantics 11) and delivery-mode 2 (semantics 7.1).
 func TestRawPersistentSendReceipt(t *testing.T) {
 	t.Parallel()
+	n := newNames(t) // before startGateway: cleanups run LIFO
 	addr := startGateway(t)
-	n := newNames(t)
 	queue := n.queue("persistent")
 	ch := amqpChannel(t)
 
