@@ -206,7 +206,7 @@ func (s *session) connect() error {
 		return s.readError(err)
 	}
 	if f.Command != codec.CmdConnect && f.Command != codec.CmdStomp {
-		return protocolError("Illegal command", "You must log in using CONNECT first\n")
+		return protocolError("Illegal command", "You must log in using CONNECT first")
 	}
 	// STOMP 1.2: CONNECT headers are never unescaped; the codec reads
 	// them raw because no version is set yet.
