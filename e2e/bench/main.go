@@ -1,0 +1,591 @@
+// Command bench measures stompgate side by side with direct AMQP and,
+// optionally, RabbitMQ's own STOMP plugin (issue 6).
+//
+// How to run (no Makefile needed; RabbitMQ must answer at -amqp):
+//
+//	go run ./e2e/bench                              # AMQP vs stompgate, 5 rounds x 3 s
+//	go run ./e2e/bench -plugin 127.0.0.1:61613      # also rabbitmq_stomp
+//	go run ./e2e/bench -rounds 9 -duration 10s -idle-sessions 5000  # needs a broker with more than 1024 fds
+//	go run ./e2e/bench -scenarios 1k,latency -cpuprofile /tmp/sg.prof
+//
+// The plugin must already be enabled (`rabbitmq-plugins enable
+// rabbitmq_stomp`); the benchmark never changes broker configuration.
+//
+// Every scenario runs in alternating rounds (AMQP, stompgate, plugin,
+// AMQP, stompgate, plugin, ...) in one process, each round on a fresh
+// durable queue that is declared the way STOMP /queue/<name> declares it and
+// deleted afterwards. stompgate runs in-process on 127.0.0.1:0. Each round
+// checks that every message arrived exactly once (sequence numbers in the
+// body). The tables report medians over rounds and ratios of those medians
+// to direct AMQP from the same run; on a shared, noisy machine only the
+// ratios mean much.
+//
+// CPU per message is getrusage(RUSAGE_SELF) of this process over the round
+// divided by messages delivered. It includes the benchmark's own producers
+// and consumers (amqp091-go or the STOMP client) and, in stompgate rounds,
+// the in-process gateway with its amqp091-go connections. The broker's CPU
+// (utime+stime of its beam.smp from /proc, 10 ms resolution) is reported
+// separately; the plugin's work is inside it.
+//
+// Memory per idle session opens -idle-sessions sessions with one
+// subscription each and no traffic. For stompgate it is the growth of this
+// process's Go heap+stacks (the gateway; the raw idle clients keep only a
+// socket); for AMQP and the plugin, the growth of the broker's RSS. The
+// broker RSS growth of stompgate's own AMQP connections is in the details.
+//
+// This package is a command, not a test: `go test ./...` only runs its
+// short unit tests of the statistics.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/stompgate/stompgate/gateway"
+)
+
+// scenario is one row of issue 6's table.
+type scenario struct {
+	Key        string
+	Title      string
+	BodySize   int
+	Producers  int
+	Consumers  int
+	Persistent bool // persistent, receipts (receiptWindow in flight), client-individual acks
+	Rate       int  // total msg/s for the latency scenario; 0 = throughput
+	Idle       bool // memory per idle session
+	Target     string
+	Goal       float64 // throughput: ratio ≥ Goal; latency: p99 ratio ≤ Goal; idle: bytes ≤ Goal
+}
+
+func scenarios(rate int) []scenario {
+	return []scenario{
+		{Key: "1k", Title: "1 KiB transient 1→1", BodySize: 1 << 10, Producers: 1, Consumers: 1, Target: "≥ 0.85", Goal: 0.85},
+		{Key: "16b", Title: "16 B transient 1→1", BodySize: 16, Producers: 1, Consumers: 1, Target: "≥ 0.60", Goal: 0.60},
+		{Key: "4x4", Title: "4→4 producers/consumers (1 KiB)", BodySize: 1 << 10, Producers: 4, Consumers: 4, Target: "≥ 0.70", Goal: 0.70},
+		{Key: "64k", Title: "64 KiB transient 1→1", BodySize: 64 << 10, Producers: 1, Consumers: 1, Target: "≥ 0.85", Goal: 0.85},
+		{Key: "persistent", Title: "1 KiB persistent + receipts (64 in flight), client-individual", BodySize: 1 << 10, Producers: 1, Consumers: 1, Persistent: true, Target: "≥ 0.90", Goal: 0.90},
+		{Key: "latency", Title: fmt.Sprintf("p99 latency at %d msg/s (1 KiB)", rate), BodySize: 1 << 10, Producers: 1, Consumers: 1, Rate: rate, Target: "≤ 1.5×", Goal: 1.5},
+		{Key: "idle", Title: "memory per idle session", Idle: true, Target: "≤ 32 KiB", Goal: 32 << 10},
+	}
+}
+
+type options struct {
+	amqpURL      string
+	plugin       string
+	rounds       int
+	duration     time.Duration
+	rate         int
+	window       int
+	windowBytes  int
+	idleSessions int
+	client       string
+	only         string
+	cpuProfile   string
+	drainTimeout time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.amqpURL, "amqp", envOr("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker URL (guest/guest)")
+	flag.StringVar(&o.plugin, "plugin", "", "address of RabbitMQ's STOMP plugin, e.g. 127.0.0.1:61613; empty skips it")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per system and scenario")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "publishing time per round")
+	flag.IntVar(&o.rate, "rate", 5000, "message rate of the latency scenario")
+	flag.IntVar(&o.window, "window", 10000, "max messages sent but not yet received (throughput scenarios)")
+	flag.IntVar(&o.windowBytes, "window-bytes", 16<<20, "max bytes sent but not yet received; lowers -window for large bodies")
+	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; refused if the broker's open-file limit (1024 here) would not leave 200 spare")
+	flag.StringVar(&o.client, "stomp-client", "raw", "STOMP client: raw (minimal, in this package) or gostomp (go-stomp/v3)")
+	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
+	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "how long to wait for the last messages after publishing stops")
+	flag.Parse()
+	if o.client != "raw" && o.client != "gostomp" {
+		fmt.Fprintln(os.Stderr, "bench: -stomp-client must be raw or gostomp")
+		os.Exit(2)
+	}
+	ok, err := run(o, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "bench: some rounds failed or lost/duplicated messages; see above")
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// roundResult is one system's result in one round of one scenario.
+type roundResult struct {
+	Received       uint64
+	Throughput     float64 // msg/s
+	P50, P99, P999 float64 // ns, latency scenario
+	ProcCPU        float64 // µs of this process per message
+	BrokerCPU      float64 // µs of the broker per message
+	MemPerSession  float64 // bytes: Go heap+stacks of this process
+	RSSPerSession  float64 // bytes: RSS of this process
+	BrokerPerSess  float64 // bytes: broker RSS
+	Check          deliveryCheck
+	Err            error
+	// Unavailable: the server was not listening when the round began (the
+	// plugin can be disabled by someone else mid-run); the round is left
+	// out and does not fail the run.
+	Unavailable bool
+
+	sent []uint64 // per producer
+}
+
+func (r roundResult) ok() bool { return r.Err == nil && r.Check.ok() }
+
+// headline is the number compared across systems in the summary table.
+func (r roundResult) headline(sc scenario, systemName string) float64 {
+	switch {
+	case !r.ok():
+		return math.NaN()
+	case sc.Idle && systemName == "stompgate":
+		return r.MemPerSession
+	case sc.Idle:
+		return r.BrokerPerSess
+	case sc.Rate > 0:
+		return r.P99
+	default:
+		return r.Throughput
+	}
+}
+
+func run(o options, out, progress io.Writer) (bool, error) {
+	runID := make([]byte, 4)
+	_, _ = rand.Read(runID)
+	prefix := "stompgate-bench-" + hex.EncodeToString(runID)
+
+	adm, err := newAdmin(o.amqpURL)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = adm.close() }()
+
+	srv, served, err := startGateway(o)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	}()
+
+	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: srv.Addr().String(), client: o.client}}
+	if o.plugin != "" {
+		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
+	}
+	brokerPID := findBrokerPID()
+	if brokerPID == 0 {
+		fmt.Fprintln(progress, "bench: no beam.smp process visible; broker CPU and memory are not reported")
+	}
+
+	var selected []scenario
+	for _, sc := range scenarios(o.rate) {
+		if o.only == "" || contains(strings.Split(o.only, ","), sc.Key) {
+			selected = append(selected, sc)
+		}
+	}
+	if len(selected) == 0 {
+		return false, errors.New("-scenarios selects nothing")
+	}
+
+	results := make(map[string]map[string][]roundResult) // scenario → system → rounds
+	allOK := true
+	for _, sc := range selected {
+		results[sc.Key] = make(map[string][]roundResult)
+		for round := range o.rounds {
+			for _, sys := range systems {
+				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, sys.Name(), round)
+				if err := adm.declare(queue); err != nil {
+					// The admin channel is gone after a channel error; a
+					// fresh admin keeps the run (and its report) going.
+					allOK = false
+					res := roundResult{Err: fmt.Errorf("declare %s: %w", queue, err)}
+					results[sc.Key][sys.Name()] = append(results[sc.Key][sys.Name()], res)
+					fmt.Fprintf(progress, "%-10s round %d %-9s %s\n", sc.Key, round+1, sys.Name(), describe(sc, res))
+					if adm, err = reopenAdmin(adm, o.amqpURL); err != nil {
+						return false, err
+					}
+					continue
+				}
+				stopProfile := func() {}
+				if o.cpuProfile != "" && round == 0 && sys.Name() == "stompgate" {
+					stopProfile = startProfile(o.cpuProfile+"."+sc.Key, progress)
+				}
+				runtime.GC()
+				var res roundResult
+				if err := reachable(sys); err != nil {
+					res = roundResult{Err: err, Unavailable: true}
+				} else if sc.Idle && !idleFits(o.idleSessions, brokerPID) {
+					res = roundResult{Err: fmt.Errorf("%d idle sessions would exhaust the broker's file descriptors (%d left, %d kept in reserve); lower -idle-sessions or raise the broker's ulimit -n",
+						o.idleSessions, brokerFDHeadroom(brokerPID), fdReserve)}
+				} else if sc.Idle {
+					res = runIdle(sys, queue, o.idleSessions, brokerPID)
+				} else {
+					res = runTraffic(sys, sc, queue, o, brokerPID)
+				}
+				stopProfile()
+				if err := adm.delete(queue); err != nil {
+					fmt.Fprintf(progress, "bench: delete %s: %v\n", queue, err)
+					if adm, err = reopenAdmin(adm, o.amqpURL); err != nil {
+						return false, err
+					}
+				}
+				if !res.ok() && !res.Unavailable {
+					allOK = false
+				}
+				results[sc.Key][sys.Name()] = append(results[sc.Key][sys.Name()], res)
+				fmt.Fprintf(progress, "%-10s round %d %-9s %s\n", sc.Key, round+1, sys.Name(), describe(sc, res))
+			}
+		}
+	}
+	printReport(out, o, selected, systems, results)
+	return allOK, nil
+}
+
+// fdReserve is the broker descriptors the idle scenario leaves to others.
+const fdReserve = 200
+
+// idleFits reports whether n more broker connections leave fdReserve
+// descriptors free. Each idle session costs the broker one connection in
+// every system (stompgate opens one AMQP connection per session).
+func idleFits(n, brokerPID int) bool {
+	h := brokerFDHeadroom(brokerPID)
+	return h < 0 || n+fdReserve <= h
+}
+
+// reopenAdmin replaces an admin whose channel a broker error closed.
+func reopenAdmin(old *admin, url string) (*admin, error) {
+	_ = old.close()
+	return newAdmin(url)
+}
+
+// reachable checks that a STOMP server accepts TCP connections.
+func reachable(sys system) error {
+	s, ok := sys.(stompSystem)
+	if !ok {
+		return nil
+	}
+	conn, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s not listening: %w", s.name, err)
+	}
+	return conn.Close()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.TrimSpace(x) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func startGateway(o options) (*gateway.Server, chan error, error) {
+	cfg := gateway.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AMQP.URL = o.amqpURL
+	if cfg.Limits.MaxConnections < o.idleSessions+100 {
+		cfg.Limits.MaxConnections = o.idleSessions + 100
+	}
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	log.SetOutput(os.Stderr)
+	srv, err := gateway.NewServer(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		return nil, nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	return srv, served, nil
+}
+
+func startProfile(path string, progress io.Writer) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(progress, "bench: cpuprofile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(progress, "bench: cpuprofile:", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		fmt.Fprintln(progress, "bench: wrote", path)
+	}
+}
+
+// consumerLog is what one consumer saw; only its delivery goroutine writes
+// it, and it is read after that goroutine ended (consumer.Close).
+type consumerLog struct {
+	seqs      []uint64
+	latencies []int64
+	badBodies int
+}
+
+func runTraffic(sys system, sc scenario, queue string, o options, brokerPID int) (res roundResult) {
+	window := o.window
+	if w := o.windowBytes / sc.BodySize; w < window {
+		window = w
+	}
+	window = max(window, receiptWindow)
+	credit := make(chan struct{}, window) // one token per message in flight
+	abort := make(chan struct{})          // closed when a consumer fails
+	var abortOnce sync.Once
+	var received atomic.Uint64
+	var lastReceived atomic.Int64
+
+	logs := make([]*consumerLog, sc.Consumers)
+	consumers := make([]consumer, 0, sc.Consumers)
+	defer func() {
+		for _, c := range consumers {
+			if err := c.Close(); err != nil && res.Err == nil {
+				res.Err = fmt.Errorf("closing consumer: %w", err)
+			}
+			if err := c.Err(); err != nil && res.Err == nil {
+				res.Err = fmt.Errorf("consumer: %w", err)
+			}
+		}
+		if res.Err != nil {
+			return
+		}
+		var seqs [][]uint64
+		var lat []int64
+		for _, l := range logs {
+			seqs = append(seqs, l.seqs)
+			lat = append(lat, l.latencies...)
+		}
+		res.Check = checkDelivery(res.sent, seqs)
+		for _, l := range logs {
+			res.Check.Unknown += l.badBodies
+		}
+		if sc.Rate > 0 {
+			slices.Sort(lat)
+			res.P50, res.P99, res.P999 = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
+		}
+	}()
+	for i := range sc.Consumers {
+		l := &consumerLog{}
+		logs[i] = l
+		c, err := sys.NewConsumer(queue, sc, func(body []byte) {
+			if seq, sent, ok := readStamp(body); ok && len(body) == sc.BodySize {
+				l.seqs = append(l.seqs, seq)
+				now := nowNanos()
+				if sc.Rate > 0 {
+					l.latencies = append(l.latencies, now-sent)
+				}
+				lastReceived.Store(now)
+			} else {
+				l.badBodies++
+			}
+			received.Add(1)
+			select {
+			case <-credit:
+			default:
+			}
+		})
+		if err != nil {
+			res.Err = fmt.Errorf("consumer: %w", err)
+			return res
+		}
+		consumers = append(consumers, c)
+	}
+
+	producers := make([]producer, 0, sc.Producers)
+	for range sc.Producers {
+		p, err := sys.NewProducer(queue, sc)
+		if err != nil {
+			res.Err = fmt.Errorf("producer: %w", err)
+			for _, p := range producers {
+				_ = p.Close()
+			}
+			return res
+		}
+		producers = append(producers, p)
+	}
+
+	// Watch consumers for early failure so producers do not wait forever.
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-t.C:
+				for _, c := range consumers {
+					if c.Err() != nil {
+						abortOnce.Do(func() { close(abort) })
+						return
+					}
+				}
+			}
+		}
+	}()
+
+	cpu0, broker0 := processCPU(), pidCPU(brokerPID)
+	start := nowNanos()
+	deadline := time.Now().Add(o.duration)
+	sent := make([]uint64, sc.Producers)
+	errs := make([]error, sc.Producers)
+	var wg sync.WaitGroup
+	for pi, p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent[pi], errs[pi] = produce(p, uint64(pi), sc, deadline, credit, abort)
+			if err := p.Close(); err != nil && errs[pi] == nil {
+				errs[pi] = fmt.Errorf("closing producer: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	res.sent = sent
+	var total uint64
+	for pi := range sent {
+		total += sent[pi]
+		if errs[pi] != nil && res.Err == nil {
+			res.Err = fmt.Errorf("producer %d: %w", pi, errs[pi])
+		}
+	}
+	drainBy := time.Now().Add(o.drainTimeout)
+	for received.Load() < total && time.Now().Before(drainBy) && res.Err == nil {
+		select {
+		case <-abort:
+			drainBy = time.Now()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	elapsed := time.Duration(lastReceived.Load() - start)
+	cpu, brokerCPU := processCPU()-cpu0, pidCPU(brokerPID)-broker0
+	time.Sleep(100 * time.Millisecond) // let duplicates, if any, arrive
+	res.Received = received.Load()
+	if res.Received > 0 && elapsed > 0 {
+		res.Throughput = float64(res.Received) / elapsed.Seconds()
+		res.ProcCPU = float64(cpu.Microseconds()) / float64(res.Received)
+		res.BrokerCPU = float64(brokerCPU.Microseconds()) / float64(res.Received)
+	}
+	if res.Received == 0 && res.Err == nil {
+		res.Err = errors.New("no message arrived")
+	}
+	return res
+}
+
+// produce publishes from producer index pi until deadline: as fast as the
+// window allows, or at sc.Rate/sc.Producers msg/s. It returns how many
+// messages it sent (sequence numbers pi<<producerShift | 0..n-1).
+func produce(p producer, pi uint64, sc scenario, deadline time.Time, credit chan struct{}, abort chan struct{}) (uint64, error) {
+	body := make([]byte, sc.BodySize)
+	for i := minBodySize; i < len(body); i++ {
+		body[i] = byte('a' + i%26)
+	}
+	var interval time.Duration
+	if sc.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(sc.Producers) / float64(sc.Rate))
+	}
+	begin := time.Now()
+	var n uint64
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			return n, nil
+		}
+		if interval > 0 {
+			// Fixed rate: send each message at its scheduled time; the
+			// timestamp is taken when it is actually sent.
+			if due := begin.Add(time.Duration(n) * interval); due.After(now) {
+				time.Sleep(due.Sub(now))
+			}
+		}
+		select {
+		case credit <- struct{}{}:
+		case <-abort:
+			return n, errors.New("a consumer failed")
+		}
+		stampBody(body, pi<<producerShift|n)
+		if err := p.Send(body); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
+	heap0, rss0, broker0 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+	sessions := make([]io.Closer, n)
+	var firstErr errorCell
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || firstErr.get() != nil {
+					return
+				}
+				s, err := sys.OpenIdle(queue)
+				if err != nil {
+					firstErr.set(fmt.Errorf("idle session %d: %w", i, err))
+					return
+				}
+				sessions[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	if res.Err = firstErr.get(); res.Err == nil {
+		time.Sleep(time.Second) // let the servers settle (consume-ok, GC)
+		heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+		res.MemPerSession = float64(heap1-heap0) / float64(n)
+		res.RSSPerSession = float64(rss1-rss0) / float64(n)
+		res.BrokerPerSess = float64(broker1-broker0) / float64(n)
+		res.Received = uint64(n)
+	}
+	for _, s := range sessions {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the servers tear the sessions down
+	return res
+}

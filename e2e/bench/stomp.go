@@ -1,0 +1,350 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+)
+
+// stompSystem reaches the broker through a STOMP server: the in-process
+// stompgate or RabbitMQ's rabbitmq_stomp plugin. Destinations are
+// /queue/<name> on the default vhost, as guest.
+type stompSystem struct {
+	name   string
+	addr   string
+	client string // "raw" (rawstomp.go) or "gostomp"
+}
+
+func (s stompSystem) Name() string { return s.name }
+
+// closeTimeout bounds the wait for a DISCONNECT receipt.
+const closeTimeout = 30 * time.Second
+
+// errorCell keeps the first error of a session's background goroutine.
+type errorCell struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (e *errorCell) set(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+func (e *errorCell) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+func (s stompSystem) NewProducer(queue string, sc scenario) (producer, error) {
+	if s.client == "gostomp" {
+		return newGoStompProducer(s.addr, queue, sc)
+	}
+	c, err := dialRaw(s.addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &rawProducer{c: c, dest: "/queue/" + queue, persistent: sc.Persistent,
+		slots: make(chan struct{}, receiptWindow), done: make(chan struct{})}
+	go p.readLoop()
+	return p, nil
+}
+
+// rawProducer publishes with the raw client. With receipts, slots holds
+// one token per SEND whose RECEIPT has not arrived yet.
+type rawProducer struct {
+	c          *rawConn
+	dest       string
+	persistent bool
+	slots      chan struct{}
+	next       uint64
+	done       chan struct{} // closed when readLoop returns
+	err        errorCell
+}
+
+// readLoop runs in its own goroutine: it frees a slot per RECEIPT and
+// returns on the DISCONNECT receipt or an error.
+func (p *rawProducer) readLoop() {
+	defer close(p.done)
+	for {
+		if err := p.c.rd.next(); err != nil {
+			p.err.set(err)
+			return
+		}
+		switch p.c.rd.command() {
+		case "RECEIPT":
+			if string(p.c.rd.header("receipt-id")) == disconnectReceipt {
+				return
+			}
+			select {
+			case <-p.slots:
+			default:
+				p.err.set(errors.New("RECEIPT for no outstanding SEND"))
+				return
+			}
+		default:
+			p.err.set(p.c.rd.asError())
+			return
+		}
+	}
+}
+
+func (p *rawProducer) Send(body []byte) error {
+	if !p.persistent {
+		return p.c.writeFrame("SEND", body, "destination", p.dest)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-p.done:
+		return fmt.Errorf("producer session ended: %w", p.err.get())
+	}
+	p.next++
+	return p.c.writeFrame("SEND", body, "destination", p.dest, "persistent", "true",
+		"receipt", strconv.FormatUint(p.next, 10))
+}
+
+// Close sends DISCONNECT with a receipt; the server sends it after every
+// outstanding publish is confirmed (STOMP 1.2 graceful disconnect), and
+// after all earlier RECEIPTs.
+func (p *rawProducer) Close() error {
+	defer p.c.conn.Close()
+	if err := p.c.disconnect(); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(closeTimeout):
+		return errors.New("no RECEIPT for DISCONNECT")
+	}
+	if err := p.err.get(); err != nil {
+		return err
+	}
+	if n := len(p.slots); n > 0 {
+		return fmt.Errorf("%d SENDs got no RECEIPT", n)
+	}
+	return nil
+}
+
+func (s stompSystem) NewConsumer(queue string, sc scenario, handle func([]byte)) (consumer, error) {
+	if s.client == "gostomp" {
+		return newGoStompConsumer(s.addr, queue, sc, handle)
+	}
+	c, err := dialRaw(s.addr)
+	if err != nil {
+		return nil, err
+	}
+	ack := "auto"
+	if sc.Persistent {
+		ack = "client-individual"
+	}
+	if err := c.subscribe(queue, ack); err != nil {
+		_ = c.conn.Close()
+		return nil, err
+	}
+	rc := &rawConsumer{c: c, ackEach: sc.Persistent, done: make(chan struct{})}
+	go rc.readLoop(handle)
+	return rc, nil
+}
+
+type rawConsumer struct {
+	c       *rawConn
+	ackEach bool
+	done    chan struct{}
+	err     errorCell
+}
+
+// readLoop runs in its own goroutine: it hands every MESSAGE to handle and
+// ACKs it in client-individual mode (STOMP 1.2: ACK id = MESSAGE ack).
+func (rc *rawConsumer) readLoop(handle func([]byte)) {
+	defer close(rc.done)
+	rd := rc.c.rd
+	for {
+		if err := rd.next(); err != nil {
+			rc.err.set(err)
+			return
+		}
+		switch rd.command() {
+		case "MESSAGE":
+			handle(rd.body)
+			if rc.ackEach {
+				if err := rc.c.writeFrame("ACK", nil, "id", string(rd.header("ack"))); err != nil {
+					rc.err.set(err)
+					return
+				}
+			}
+		case "RECEIPT":
+			if string(rd.header("receipt-id")) == disconnectReceipt {
+				return
+			}
+		default:
+			rc.err.set(rd.asError())
+			return
+		}
+	}
+}
+
+func (rc *rawConsumer) Err() error { return rc.err.get() }
+
+func (rc *rawConsumer) Close() error {
+	defer rc.c.conn.Close()
+	if err := rc.c.disconnect(); err != nil {
+		return err
+	}
+	select {
+	case <-rc.done:
+		return nil
+	case <-time.After(closeTimeout):
+		return errors.New("no RECEIPT for DISCONNECT")
+	}
+}
+
+// rawIdle is an idle subscribed session: just the socket, no goroutine and
+// no buffers, so in-process memory measures the server side only.
+type rawIdle struct{ c *rawConn }
+
+func (i rawIdle) Close() error { return i.c.conn.Close() }
+
+func (s stompSystem) OpenIdle(queue string) (io.Closer, error) {
+	c, err := dialRaw(s.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.subscribe(queue, "client-individual"); err != nil {
+		_ = c.conn.Close()
+		return nil, err
+	}
+	c.rd, c.wbuf = nil, nil
+	return rawIdle{c}, nil
+}
+
+// go-stomp clients (-stomp-client gostomp).
+
+func dialGoStomp(addr string) (*stomp.Conn, error) {
+	return stomp.Dial("tcp", addr,
+		stomp.ConnOpt.Login("guest", "guest"),
+		stomp.ConnOpt.Host("/"),
+		stomp.ConnOpt.HeartBeat(0, 0),
+		stomp.ConnOpt.AcceptVersion(stomp.V12),
+		stomp.ConnOpt.ReadChannelCapacity(prefetch),
+		stomp.ConnOpt.WriteChannelCapacity(receiptWindow),
+		stomp.ConnOpt.RcvReceiptTimeout(closeTimeout),
+		stomp.ConnOpt.DisconnectReceiptTimeout(closeTimeout),
+		stomp.ConnOpt.MsgSendTimeout(closeTimeout))
+}
+
+// goStompProducer: go-stomp's Send with a receipt blocks until the RECEIPT,
+// so receiptWindow goroutines keep that many SENDs in flight.
+type goStompProducer struct {
+	conn       *stomp.Conn
+	dest       string
+	persistent bool
+	work       chan []byte
+	wg         sync.WaitGroup
+	err        errorCell
+}
+
+func newGoStompProducer(addr, queue string, sc scenario) (producer, error) {
+	conn, err := dialGoStomp(addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &goStompProducer{conn: conn, dest: "/queue/" + queue, persistent: sc.Persistent}
+	if sc.Persistent {
+		p.work = make(chan []byte)
+		for range receiptWindow {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				for body := range p.work {
+					if err := conn.Send(p.dest, "", body, stomp.SendOpt.Header("persistent", "true"), stomp.SendOpt.Receipt); err != nil {
+						p.err.set(err)
+					}
+				}
+			}()
+		}
+	}
+	return p, nil
+}
+
+func (p *goStompProducer) Send(body []byte) error {
+	// go-stomp hands body to its writer goroutine: it needs its own copy.
+	own := append([]byte(nil), body...)
+	if !p.persistent {
+		return p.conn.Send(p.dest, "", own)
+	}
+	if err := p.err.get(); err != nil {
+		return err
+	}
+	p.work <- own
+	return nil
+}
+
+func (p *goStompProducer) Close() error {
+	if p.work != nil {
+		close(p.work)
+		p.wg.Wait()
+	}
+	return errors.Join(p.err.get(), p.conn.Disconnect())
+}
+
+type goStompConsumer struct {
+	conn *stomp.Conn
+	sub  *stomp.Subscription
+	done chan struct{}
+	err  errorCell
+}
+
+func newGoStompConsumer(addr, queue string, sc scenario, handle func([]byte)) (consumer, error) {
+	conn, err := dialGoStomp(addr)
+	if err != nil {
+		return nil, err
+	}
+	mode := stomp.AckAuto
+	if sc.Persistent {
+		mode = stomp.AckClientIndividual
+	}
+	sub, err := conn.Subscribe("/queue/"+queue, mode, stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(prefetch)))
+	if err != nil {
+		_ = conn.Disconnect()
+		return nil, err
+	}
+	c := &goStompConsumer{conn: conn, sub: sub, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for msg := range sub.C {
+			if msg.Err != nil {
+				c.err.set(msg.Err)
+				return
+			}
+			handle(msg.Body)
+			if sc.Persistent {
+				if err := conn.Ack(msg); err != nil {
+					c.err.set(err)
+					return
+				}
+			}
+		}
+	}()
+	return c, nil
+}
+
+func (c *goStompConsumer) Err() error { return c.err.get() }
+
+func (c *goStompConsumer) Close() error {
+	err := c.sub.Unsubscribe()
+	if errors.Is(err, stomp.ErrCompletedSubscription) {
+		err = nil
+	}
+	err = errors.Join(err, c.conn.Disconnect())
+	<-c.done
+	return err
+}
