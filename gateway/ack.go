@@ -17,7 +17,7 @@ func (s *session) onAck(f *codec.Frame, nack bool) error {
 	if !present {
 		return mapping.MissingAckID(command, headerName)
 	}
-	tag, sessionID, deliveryTag, ok := mapping.ParseAckID(value)
+	tag, sessionID, seq, ok := mapping.ParseAckID(value)
 	if !ok {
 		return mapping.InvalidAckID(command, headerName)
 	}
@@ -43,19 +43,21 @@ func (s *session) onAck(f *codec.Frame, nack bool) error {
 		}
 		return protocolError("Subscription not found", fmt.Sprintf("Message with id \"%s\" has no subscription\n", value))
 	}
-	if sub.ack == mapping.AckAuto {
-		// Semantics 10.2 step 4: already acknowledged by the gateway.
+	if sub.ack == mapping.AckAuto || seq < sub.firstSeq {
+		// Semantics 10.2 step 4: already acknowledged by the gateway; or
+		// step 3: a message of an earlier subscription with this consumer
+		// tag, requeued when it was unsubscribed.
 		s.sendReceipt(f)
 		return nil
 	}
-	if !sub.outstanding.contains(deliveryTag) {
-		return protocolError("precondition_failed", fmt.Sprintf("PRECONDITION_FAILED - unknown delivery tag %d\n", deliveryTag))
+	if _, ok := sub.outstanding.find(seq); !ok {
+		return protocolError("precondition_failed", fmt.Sprintf("PRECONDITION_FAILED - unknown delivery tag %d\n", seq))
 	}
 	requeue := s.cfg.STOMP.DefaultNackRequeue
 	if v, ok := mapping.ParseBoolHeader(f.Headers.Value("requeue")); ok {
 		requeue = v
 	}
-	action := txAction{kind: txAck, tag: tag, deliveryTag: deliveryTag, requeue: requeue}
+	action := txAction{kind: txAck, tag: tag, seq: seq, requeue: requeue}
 	if nack {
 		action.kind = txNack
 	}
@@ -76,20 +78,24 @@ func (s *session) onAck(f *codec.Frame, nack bool) error {
 // settle performs an ACK or NACK on sub's channel: cumulative for
 // ack:client, single for client-individual (semantics 10.2 step 6).
 func (s *session) settle(sub *subscription, a txAction) error {
+	deliveryTag, ok := sub.outstanding.find(a.seq)
+	if !ok {
+		return nil // settled meanwhile by a cumulative ack
+	}
 	multiple := sub.ack == mapping.AckClient
 	var err error
 	if a.kind == txNack {
-		err = sub.ch.Nack(a.deliveryTag, multiple, a.requeue)
+		err = sub.ch.Nack(deliveryTag, multiple, a.requeue)
 	} else {
-		err = sub.ch.Ack(a.deliveryTag, multiple)
+		err = sub.ch.Ack(deliveryTag, multiple)
 	}
 	if err != nil {
-		return err
+		return s.channelError(err)
 	}
 	if multiple {
-		sub.outstanding.removeUpTo(a.deliveryTag)
+		sub.outstanding.removeUpTo(a.seq)
 	} else {
-		sub.outstanding.remove(a.deliveryTag)
+		sub.outstanding.remove(a.seq)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -96,10 +97,14 @@ func newAMQPDialer(cfg AMQPConfig) (brokerDialer, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := amqpTLSConfig(cfg.TLS) // tls.go; nil: amqp091-go's defaults
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context, login brokerLogin) (brokerConn, error) {
 		var lastErr error
 		for _, u := range urls {
-			conn, err := dialAMQP(ctx, cfg, u, login)
+			conn, err := dialAMQP(ctx, cfg, tlsConfig, u, login)
 			if err == nil {
 				return conn, nil
 			}
@@ -146,7 +151,7 @@ func brokerURLs(list string) ([]string, error) {
 	return urls, nil
 }
 
-func dialAMQP(ctx context.Context, cfg AMQPConfig, brokerURL string, login brokerLogin) (brokerConn, error) {
+func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, brokerURL string, login brokerLogin) (brokerConn, error) {
 	deadline := time.Now().Add(cfg.DialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -166,6 +171,13 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, brokerURL string, login broke
 		},
 		// DefaultDial bounds both the TCP connect and the handshake.
 		Dial: amqp.DefaultDial(timeout),
+	}
+	if tlsConfig != nil && strings.HasPrefix(brokerURL, "amqps://") {
+		// amqp091-go writes ServerName into the config it is given, so
+		// each dial gets its own copy.
+		if u, err := url.Parse(brokerURL); err == nil {
+			config.TLSClientConfig = withServerName(tlsConfig.Clone(), u.Hostname())
+		}
 	}
 	conn, err := amqp.DialConfig(brokerURL, config)
 	if err != nil {
@@ -188,11 +200,12 @@ var (
 func classifyDialError(err error) error {
 	var amqpErr *amqp.Error
 	if errors.As(err, &amqpErr) {
+		// amqp.ErrVhost has code 403 too: check it before the codes.
 		switch {
-		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
-			return fmt.Errorf("%w: %w", errBrokerAccessRefused, err)
 		case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed:
 			return fmt.Errorf("%w: %w", errBrokerVHostRefused, err)
+		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
+			return fmt.Errorf("%w: %w", errBrokerAccessRefused, err)
 		}
 	}
 	return fmt.Errorf("%w: %w", errBrokerUnreachable, err)

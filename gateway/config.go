@@ -22,6 +22,13 @@ type Config struct {
 	Flow         FlowConfig         `yaml:"flow"`
 	Transactions TransactionsConfig `yaml:"transactions"`
 	Log          LogConfig          `yaml:"log"`
+
+	// The sections below are the deployment surface: STOMP over WebSocket,
+	// STOMP over TLS and the admin HTTP listener (websocket.go, tls.go,
+	// admin.go).
+	WebSocket WebSocketConfig `yaml:"websocket"`
+	TLS       TLSConfig       `yaml:"tls"`
+	Admin     AdminConfig     `yaml:"admin"`
 }
 
 // AMQPConfig is the broker side.
@@ -38,6 +45,65 @@ type AMQPConfig struct {
 	// connection.start properties), "rabbitmq", "qpid" or "generic"
 	// (semantics 17).
 	Profile string `yaml:"profile"`
+	// TLS configures amqps:// connections to the broker.
+	TLS AMQPTLSConfig `yaml:"tls"`
+}
+
+// AMQPTLSConfig is the client side of amqps:// broker connections. Empty
+// fields mean the system roots, the URL's host name and no client
+// certificate.
+type AMQPTLSConfig struct {
+	// CAFile is a PEM bundle of CAs that verify the broker's certificate.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name verified in the broker's certificate.
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are the gateway's client certificate (PEM);
+	// set both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// WebSocketConfig is STOMP over WebSocket (websocket.go): one STOMP frame per
+// WebSocket message, or frames split across messages.
+type WebSocketConfig struct {
+	// Listen is the HTTP listen address serving the WebSocket endpoint;
+	// empty disables it.
+	Listen string `yaml:"listen"`
+	// Path is the URL path of the WebSocket endpoint.
+	Path string `yaml:"path"`
+	// TLS serves WSS with tls.cert_file and tls.key_file (and tls
+	// client-certificate verification, if configured).
+	TLS bool `yaml:"tls"`
+	// AllowedOrigins lists host[:port] patterns (path.Match syntax, e.g.
+	// "*.example.com", or "https://app.example.com" to match the scheme
+	// too) a browser's Origin may have besides the request's own host;
+	// empty allows only same-host pages. Requests without an Origin
+	// (non-browser clients) are always allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// TLSConfig is the STOMP over TLS ("stomp+ssl") listener; its certificate
+// also serves WSS.
+type TLSConfig struct {
+	// Listen is the STOMP over TLS listen address; empty disables it.
+	Listen string `yaml:"listen"`
+	// CertFile and KeyFile are the server certificate chain and key (PEM).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile is a PEM bundle of CAs for client certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// VerifyClient requires every TLS client to present a certificate that
+	// ClientCAFile verifies.
+	VerifyClient bool `yaml:"verify_client"`
+}
+
+// AdminConfig is the admin HTTP listener (admin.go): /healthz, /readyz,
+// /metrics and optionally /debug/pprof/.
+type AdminConfig struct {
+	// Listen is the admin listen address; empty disables it.
+	Listen string `yaml:"listen"`
+	// Pprof mounts net/http/pprof under /debug/pprof/.
+	Pprof bool `yaml:"pprof"`
 }
 
 // AuthConfig holds the credential rules of semantics 2.3.
@@ -196,5 +262,9 @@ func DefaultConfig() Config {
 			MaxBytes:   64 << 20,
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
+		WebSocket: WebSocketConfig{
+			Path:           "/ws",
+			AllowedOrigins: []string{},
+		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"strings"
@@ -234,7 +235,52 @@ func (c *Config) Validate() error {
 	}
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 
+	v.deployment(c)
+
 	return errors.Join(v.problems...)
+}
+
+// deployment checks the websocket, tls, admin and amqp.tls sections. The
+// certificate files are loaded here, so check-config catches a bad path or
+// a key that does not match its certificate.
+func (v *validator) deployment(c *Config) {
+	if c.WebSocket.Listen != "" && !strings.HasPrefix(c.WebSocket.Path, "/") {
+		v.add("websocket.path", "must start with \"/\", got %q", c.WebSocket.Path)
+	}
+	for _, pattern := range c.WebSocket.AllowedOrigins {
+		if _, err := path.Match(pattern, ""); err != nil {
+			v.add("websocket.allowed_origins", "bad pattern %q: %v", pattern, err)
+		}
+	}
+	needServerTLS := c.TLS.Listen != "" || (c.WebSocket.Listen != "" && c.WebSocket.TLS)
+	if needServerTLS || c.TLS.CertFile != "" || c.TLS.KeyFile != "" || c.TLS.ClientCAFile != "" {
+		for _, f := range []struct{ field, value string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+			if f.value == "" {
+				why := "tls.listen is set"
+				if c.TLS.Listen == "" {
+					why = "websocket.tls is true"
+				}
+				if !needServerTLS {
+					why = "the other TLS files are set"
+				}
+				v.add(f.field, "must be set when %s, got \"\"", why)
+			}
+		}
+		if c.TLS.VerifyClient && c.TLS.ClientCAFile == "" {
+			v.add("tls.client_ca_file", "must be set when tls.verify_client is true, got \"\"")
+		}
+		if c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
+			if _, err := serverTLSConfig(c.TLS); err != nil {
+				v.problems = append(v.problems, err) // names its field
+			}
+		}
+	}
+	if _, err := amqpTLSConfig(c.AMQP.TLS); err != nil {
+		v.problems = append(v.problems, err) // names its field
+	}
+	if c.AMQP.TLS != (AMQPTLSConfig{}) && !strings.Contains(c.AMQP.URL, "amqps://") {
+		v.add("amqp.tls", "is set but amqp.url has no amqps:// URL (%q)", redactURLs(c.AMQP.URL))
+	}
 }
 
 // validator collects the problems Validate finds.

@@ -83,6 +83,14 @@ func closeReasonFor(err error) CloseReason {
 // errAMQPConnectionDied: the AMQP link was lost without a close method.
 var errAMQPConnectionDied = errors.New("AMQP connection died")
 
+// connectionDiedError is errAMQPConnectionDied with the local reason
+// (a reset, missed heartbeats).
+type connectionDiedError struct{ reason string }
+
+func (e *connectionDiedError) Error() string { return "AMQP connection died: " + e.reason }
+
+func (e *connectionDiedError) Is(target error) bool { return target == errAMQPConnectionDied }
+
 // amqpErrorNames maps AMQP reply codes to the ERROR message names the
 // plugin uses (semantics 14.3).
 var amqpErrorNames = map[int]string{
@@ -147,7 +155,12 @@ func errorFrame(err error, receiptID string) *codec.Frame {
 		}
 		message, detail = name, ae.Reason
 	case errors.Is(err, errAMQPConnectionDied):
-		message, detail = "AMQP connection died", "Reason: "+err.Error()+"\n"
+		reason := "connection lost"
+		var cd *connectionDiedError
+		if errors.As(err, &cd) {
+			reason = cd.reason
+		}
+		message, detail = "AMQP connection died", "Reason: "+reason+"\n"
 	case errors.Is(err, errHeartbeatTimeout):
 		message, detail = "Heart-beat timeout", "No data was received from the client within the negotiated heart-beat interval.\n"
 	case errors.Is(err, errConnectTimeout):

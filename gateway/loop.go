@@ -50,7 +50,13 @@ func (s *session) loop() error {
 			if err := s.handleSubEvent(ev); err != nil {
 				return err
 			}
-		case c := <-s.confirms:
+		case c, ok := <-s.confirms:
+			if !ok {
+				// amqp091-go closes it when the channel closes; the close
+				// notification says why.
+				s.confirms = nil
+				continue
+			}
 			if err := s.confirm(c); err != nil {
 				return err
 			}
@@ -58,10 +64,18 @@ func (s *session) loop() error {
 			return brokerCloseError(e, ok)
 		case e, ok := <-s.connClose:
 			return brokerCloseError(e, ok)
-		case b := <-s.blockedCh:
+		case b, ok := <-s.blockedCh:
+			if !ok {
+				s.blockedCh = nil
+				continue
+			}
 			s.blocked = b.Active
 			s.log.WithField("reason", b.Reason).Infof("broker flow control: blocked=%v", b.Active)
-		case active := <-s.pubFlow:
+		case active, ok := <-s.pubFlow:
+			if !ok {
+				s.pubFlow = nil
+				continue
+			}
 			s.blocked = !active
 		case <-s.out.space:
 		case err := <-s.writerErr:
@@ -86,7 +100,7 @@ func brokerCloseError(e *amqp.Error, ok bool) error {
 		return errAMQPConnectionDied
 	}
 	if !e.Server {
-		return errors.Join(errAMQPConnectionDied, errors.New(e.Reason))
+		return &connectionDiedError{reason: e.Reason}
 	}
 	return e
 }
@@ -183,7 +197,11 @@ func (s *session) awaitConfirms(timeout time.Duration) error {
 	defer t.Stop()
 	for s.unconfirmed > 0 {
 		select {
-		case c := <-s.confirms:
+		case c, ok := <-s.confirms:
+			if !ok {
+				s.confirms = nil
+				continue
+			}
 			if err := s.confirm(c); err != nil {
 				return err
 			}

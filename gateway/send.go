@@ -79,6 +79,9 @@ func (s *session) publishOptions() mapping.SendOptions {
 // publish sends one message on the publisher channel and records the
 // receipts owed on its confirm. Only called from the session loop.
 func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, commitReceipt string) error {
+	if !s.profile.PublisherConfirms() {
+		return s.publishUnconfirmed(exchange, key, msg, receipt, commitReceipt)
+	}
 	seq := s.pub.GetNextPublishSeqNo()
 	// mandatory=false: unroutable messages are dropped yet confirmed, as
 	// with the plugin (semantics 7).
@@ -89,6 +92,32 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 	s.obs.Published()
 	if receipt != "" || commitReceipt != "" {
 		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt, arrived: time.Now()})
+	}
+	return nil
+}
+
+// publishUnconfirmed publishes on a broker without publisher confirms
+// (semantics 17): a receipt follows a synchronous round trip (basic.qos)
+// on the publisher channel, so the broker has read the message, not
+// necessarily stored it. Only called from the session loop.
+func (s *session) publishUnconfirmed(exchange, key string, msg amqp.Publishing, receipt, commitReceipt string) error {
+	arrived := time.Now()
+	if err := s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg); err != nil {
+		return s.channelError(err)
+	}
+	s.obs.Published()
+	if receipt == "" && commitReceipt == "" {
+		return nil
+	}
+	if err := s.pub.Qos(0, 0, false); err != nil {
+		return s.channelError(err)
+	}
+	if receipt != "" {
+		s.obs.ReceiptLatency(time.Since(arrived))
+		s.queueReceipt(receipt)
+	}
+	if commitReceipt != "" {
+		s.queueReceipt(commitReceipt)
 	}
 	return nil
 }

@@ -2,11 +2,16 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	stdlog "log"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 )
 
@@ -15,19 +20,33 @@ var ErrServerClosed = errors.New("stompgate: server closed")
 
 // Server accepts STOMP connections and runs one session per connection.
 //
-// The accept loop runs in the goroutine that calls Serve. Each session runs
-// its own goroutines (see the package doc) and is tracked in sessions so
-// that Shutdown can drain them.
+// Listeners: STOMP over TCP (listen, always), STOMP over TLS (tls.listen),
+// STOMP over WebSocket (websocket.listen, WSS with websocket.tls) and the
+// admin HTTP listener (admin.listen). Serve runs one accept loop per
+// listener, each in its own goroutine, and returns when all have ended.
+// Each session runs its own goroutines (see the package doc) and is
+// tracked in sessions so that Shutdown can drain them; the session code is
+// the same whatever the transport.
 type Server struct {
-	cfg  Config
-	log  logrus.FieldLogger
-	dial brokerDialer
-	obs  Observer
+	cfg       Config
+	log       logrus.FieldLogger
+	dial      brokerDialer
+	obs       Observer
+	tlsConfig *tls.Config // server side of tls.listen and WSS; nil if unused
+	metrics   *Metrics    // nil without admin.listen
+	registry  *prometheus.Registry
+	probe     *brokerProbe // for /readyz
 
-	mu       sync.Mutex // guards listener, sessions, closing
-	listener net.Listener
-	sessions map[*session]struct{}
-	closing  bool
+	mu          sync.Mutex // guards the listeners, the HTTP servers, sessions, serving, closing
+	listener    net.Listener
+	tlsListener net.Listener // nil without tls.listen
+	wsListener  net.Listener // nil without websocket.listen
+	wsServer    *http.Server
+	adminLn     net.Listener // nil without admin.listen
+	adminServer *http.Server
+	sessions    map[*session]struct{}
+	serving     bool // Serve's accept loops are running
+	closing     bool
 
 	wg sync.WaitGroup // one per live session goroutine tree
 }
@@ -41,50 +60,237 @@ func NewServer(cfg Config, log logrus.FieldLogger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, dial: dial, obs: nopObserver{}, sessions: make(map[*session]struct{})}, nil
+	s := &Server{cfg: cfg, log: log, dial: dial, obs: nopObserver{}, sessions: make(map[*session]struct{})}
+	if cfg.TLS.Listen != "" || (cfg.WebSocket.Listen != "" && cfg.WebSocket.TLS) {
+		if s.tlsConfig, err = serverTLSConfig(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		s.registry, s.metrics = newMetricsRegistry()
+		s.obs = s.metrics
+		if s.probe, err = newBrokerProbe(cfg.AMQP); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-// SetObserver sets the Observer that receives session events (metrics).
+// SetObserver sets an Observer that receives session events. With
+// admin.listen the server's own Prometheus metrics keep receiving them too.
 // Call it before Serve.
 func (s *Server) SetObserver(obs Observer) {
-	if obs == nil {
-		obs = nopObserver{}
+	switch {
+	case obs == nil && s.metrics != nil:
+		s.obs = s.metrics
+	case obs == nil:
+		s.obs = nopObserver{}
+	case s.metrics != nil:
+		s.obs = teeObserver{s.metrics, obs}
+	default:
+		s.obs = obs
 	}
-	s.obs = obs
 }
 
-// Listen binds cfg.Listen. Use "127.0.0.1:0" in tests and read Addr.
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+// Listen binds every configured listener: listen, and tls.listen,
+// websocket.listen and admin.listen when set. Use "127.0.0.1:0" in tests and
+// read Addr, TLSAddr, WebSocketAddr and AdminAddr. If one bind fails, the
+// ones already bound are closed.
+func (s *Server) Listen() (err error) {
+	var bound []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range bound {
+				_ = ln.Close()
+			}
+		}
+	}()
+	listen := func(addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			bound = append(bound, ln)
+		}
+		return ln, err
+	}
+	ln, err := listen(s.cfg.Listen)
 	if err != nil {
 		return err
 	}
+	var tlsLn, wsLn, adminLn net.Listener
+	if s.cfg.TLS.Listen != "" {
+		if tlsLn, err = listen(s.cfg.TLS.Listen); err != nil {
+			return err
+		}
+		tlsLn = tls.NewListener(tlsLn, s.tlsConfig)
+	}
+	if s.cfg.WebSocket.Listen != "" {
+		if wsLn, err = listen(s.cfg.WebSocket.Listen); err != nil {
+			return err
+		}
+		if s.cfg.WebSocket.TLS {
+			wsLn = tls.NewListener(wsLn, s.tlsConfig)
+		}
+	}
+	if s.cfg.Admin.Listen != "" {
+		if adminLn, err = listen(s.cfg.Admin.Listen); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
-	s.listener = ln
+	s.listener, s.tlsListener, s.wsListener, s.adminLn = ln, tlsLn, wsLn, adminLn
 	s.mu.Unlock()
 	return nil
 }
 
-// Addr returns the bound listen address, or nil before Listen.
-func (s *Server) Addr() net.Addr {
+// Addr returns the bound STOMP TCP listen address, or nil before Listen.
+func (s *Server) Addr() net.Addr { return s.addrOf(&s.listener) }
+
+// TLSAddr returns the bound STOMP over TLS address, or nil.
+func (s *Server) TLSAddr() net.Addr { return s.addrOf(&s.tlsListener) }
+
+// WebSocketAddr returns the bound WebSocket (or WSS) address, or nil; the
+// endpoint is websocket.path on it.
+func (s *Server) WebSocketAddr() net.Addr { return s.addrOf(&s.wsListener) }
+
+// AdminAddr returns the bound admin HTTP address, or nil.
+func (s *Server) AdminAddr() net.Addr { return s.addrOf(&s.adminLn) }
+
+func (s *Server) addrOf(ln *net.Listener) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.listener == nil {
+	if *ln == nil {
 		return nil
 	}
-	return s.listener.Addr()
+	return (*ln).Addr()
 }
 
-// Serve runs the accept loop until Shutdown or Close; it then returns
-// ErrServerClosed. A temporary Accept error backs off from 5 ms, doubling up
-// to 1 s (as net/http does), and the loop carries on.
+// Serve runs the accept loops of every bound listener until Shutdown or
+// Close; it then returns ErrServerClosed. If one loop fails, the other
+// listeners are closed too and Serve returns that error (live sessions are
+// left to Shutdown or Close).
 func (s *Server) Serve() error {
 	s.mu.Lock()
-	ln := s.listener
-	s.mu.Unlock()
+	ln, tlsLn, wsLn, adminLn := s.listener, s.tlsListener, s.wsListener, s.adminLn
 	if ln == nil {
+		s.mu.Unlock()
 		return errors.New("stompgate: Serve called before Listen")
 	}
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	var wsServer, adminServer *http.Server
+	if wsLn != nil {
+		wsServer = s.newHTTPServer(s.webSocketHandler())
+		s.wsServer = wsServer
+	}
+	if adminLn != nil {
+		adminServer = s.newHTTPServer(newAdminHandler(s.registry, s.readiness, s.cfg.Admin.Pprof))
+		s.adminServer = adminServer
+	}
+	s.serving = true
+	s.mu.Unlock()
+
+	loops := []func() error{func() error { return s.acceptLoop(ln, "tcp") }}
+	if tlsLn != nil {
+		loops = append(loops, func() error { return s.acceptLoop(tlsLn, "tls") })
+	}
+	if wsLn != nil {
+		loops = append(loops, func() error { return s.serveHTTP(wsServer, wsLn) })
+	}
+	if adminLn != nil {
+		loops = append(loops, func() error { return s.serveHTTP(adminServer, adminLn) })
+	}
+	errs := make(chan error, len(loops))
+	for _, loop := range loops {
+		go func() { errs <- loop() }()
+	}
+	first := <-errs
+	if !errors.Is(first, ErrServerClosed) {
+		s.closeListeners(true)
+	}
+	for range len(loops) - 1 {
+		if err := <-errs; errors.Is(first, ErrServerClosed) && !errors.Is(err, ErrServerClosed) {
+			first = err
+		}
+	}
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
+	return first
+}
+
+// serveHTTP serves srv on ln until it is closed.
+func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) && !s.isClosing() {
+		return err
+	}
+	return ErrServerClosed
+}
+
+// newHTTPServer returns an http.Server for the WebSocket or admin listener.
+// ConnContext keeps the accepted connection reachable from a request, for
+// wsConn.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.Limits.ConnectTimeout,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, rawConnKey{}, c)
+		},
+		ErrorLog: newHTTPErrorLog(s.log),
+	}
+}
+
+// webSocketHandler serves websocket.path; other paths get 404.
+func (s *Server) webSocketHandler() http.Handler {
+	transport := "ws"
+	if s.cfg.WebSocket.TLS {
+		transport = "wss"
+	}
+	mux := http.NewServeMux()
+	mux.Handle(s.cfg.WebSocket.Path, &wsHandler{
+		origins:      s.cfg.WebSocket.AllowedOrigins,
+		transport:    transport,
+		startSession: s.startSession,
+		log:          s.log,
+	})
+	return mux
+}
+
+// closeListeners closes the STOMP, TLS and WebSocket listeners, and the
+// admin listener too when withAdmin is set.
+func (s *Server) closeListeners(withAdmin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeListenersLocked(withAdmin)
+}
+
+func (s *Server) closeListenersLocked(withAdmin bool) {
+	if s.listener != nil {
+		_ = s.listener.Close()
+	}
+	if s.tlsListener != nil {
+		_ = s.tlsListener.Close()
+	}
+	if s.wsServer != nil {
+		_ = s.wsServer.Close() // hijacked WebSocket connections are sessions
+	} else if s.wsListener != nil {
+		_ = s.wsListener.Close()
+	}
+	if withAdmin {
+		if s.adminServer != nil {
+			_ = s.adminServer.Close()
+		} else if s.adminLn != nil {
+			_ = s.adminLn.Close()
+		}
+	}
+}
+
+// acceptLoop accepts connections on ln for transport until the listener
+// closes. A temporary Accept error backs off from 5 ms, doubling up to 1 s
+// (as net/http does), and the loop carries on.
+func (s *Server) acceptLoop(ln net.Listener, transport string) error {
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -106,8 +312,21 @@ func (s *Server) Serve() error {
 			return err
 		}
 		backoff = 0
-		s.startSession(conn)
+		s.startSession(conn, transport)
 	}
+}
+
+// newHTTPErrorLog routes net/http's own log lines (TLS handshake errors,
+// bad requests) to log at debug level.
+func newHTTPErrorLog(log logrus.FieldLogger) *stdlog.Logger {
+	return stdlog.New(logWriter(func(line string) { log.Debug(line) }), "", 0)
+}
+
+type logWriter func(line string)
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func isTemporary(err error) bool {
@@ -121,8 +340,10 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// startSession registers and starts a session unless shutdown has begun.
-func (s *Server) startSession(conn net.Conn) {
+// startSession registers and starts a session for conn, accepted on
+// transport ("tcp", "tls", "ws", "wss"), unless shutdown has begun. The
+// transport is a field of every log line of the session and a metrics label.
+func (s *Server) startSession(conn net.Conn, transport string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -130,7 +351,8 @@ func (s *Server) startSession(conn net.Conn) {
 		return
 	}
 	tooMany := s.cfg.Limits.MaxConnections > 0 && len(s.sessions) >= s.cfg.Limits.MaxConnections
-	sess := newSession(s.cfg, conn, s.dial, s.log)
+	sess := newSession(s.cfg, conn, s.dial, s.log.WithField("transport", transport))
+	sess.transport = transport
 	sess.obs = s.obs
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
@@ -154,12 +376,12 @@ func (s *Server) startSession(conn net.Conn) {
 // Shutdown stops accepting, asks every session to finish (wait for its
 // confirms, send ERROR "Server shutting down", close) and waits until they
 // have, or until ctx ends, when the remaining sessions are force-closed.
+// The admin listener closes last, so /readyz answers "shutting down" while
+// sessions drain.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	if s.listener != nil {
-		_ = s.listener.Close()
-	}
+	s.closeListenersLocked(false)
 	for sess := range s.sessions {
 		sess.shutdown()
 	}
@@ -169,6 +391,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.closeListeners(true)
 		return nil
 	case <-ctx.Done():
 		s.Close()
@@ -177,15 +400,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting and force-closes every session at once.
+// Close stops accepting and force-closes every session at once (each in
+// its own goroutine: a WebSocket close waits up to wsCloseTimeout for the
+// client's close frame).
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closing = true
-	if s.listener != nil {
-		_ = s.listener.Close()
-	}
+	s.closeListenersLocked(true)
 	for sess := range s.sessions {
-		sess.kill()
+		go sess.kill()
 	}
 	s.mu.Unlock()
 }
@@ -202,6 +425,19 @@ func Run(ctx context.Context, cfg Config, log logrus.FieldLogger) error {
 		return err
 	}
 	log.WithField("addr", srv.Addr().String()).Info("stompgate listening for STOMP connections")
+	if a := srv.TLSAddr(); a != nil {
+		log.WithField("addr", a.String()).Info("stompgate listening for STOMP over TLS")
+	}
+	if a := srv.WebSocketAddr(); a != nil {
+		scheme := "ws"
+		if cfg.WebSocket.TLS {
+			scheme = "wss"
+		}
+		log.WithField("url", scheme+"://"+a.String()+cfg.WebSocket.Path).Info("stompgate listening for STOMP over WebSocket")
+	}
+	if a := srv.AdminAddr(); a != nil {
+		log.WithField("addr", a.String()).Info("stompgate admin listener: /healthz, /readyz, /metrics")
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	select {

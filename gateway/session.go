@@ -47,7 +47,8 @@ type session struct {
 	shutdownOnce sync.Once
 	killCh       chan struct{} // closed by kill(): stop now
 	killOnce     sync.Once
-	done         chan struct{} // closed when the session has ended
+	done         chan struct{} // closed by closeDone when the session has ended
+	doneOnce     sync.Once
 
 	// Set during the CONNECT phase, read-only afterwards.
 	version    codec.Version
@@ -83,6 +84,7 @@ type session struct {
 	failedFrame *codec.Frame // the frame whose processing ended the session
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
 	profile     brokerProfile
+	messageSeq  uint64 // last session-wide message number (message-id)
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
 }
@@ -147,6 +149,19 @@ func newSessionID() string {
 	return "session-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// closeDone closes done once: forwarders and the reader goroutine return.
+func (s *session) closeDone() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// recoverGoroutine ends only this session when a goroutine of it panics
+// (style: net/http conn.serve). Deferred first thing in every goroutine
+// of the session.
+func (s *session) recoverGoroutine(where string) {
+	if r := recover(); r != nil {
+		s.log.WithFields(logrus.Fields{"panic": r, "goroutine": where}).Errorf("session goroutine panicked; closing this session only\n%s", debug.Stack())
+		s.kill()
+	}
+}
+
 // reject tells a connection that it cannot have a session and closes it.
 func (s *session) reject(err error) {
 	s.log.WithError(err).Warn("connection rejected")
@@ -157,11 +172,14 @@ func (s *session) reject(err error) {
 func (s *session) run() {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.WithField("panic", r).Errorf("session panicked; closing it only\n%s", debug.Stack())
+			s.log.WithField("panic", r).Errorf("session panicked; closing this session only\n%s", debug.Stack())
 			s.kill()
 			if s.broker != nil {
 				_ = s.broker.Close()
 			}
+			s.closeDone()
+			s.wg.Wait()
+			s.obs.SessionClosed(s.transport, CloseInternalError)
 		}
 	}()
 	start := time.Now()
@@ -274,8 +292,12 @@ func (s *session) connect() error {
 	if err != nil {
 		return err
 	}
-	if err := pub.Confirm(false); err != nil {
-		return err
+	if s.profile.PublisherConfirms() {
+		if err := pub.Confirm(false); err != nil {
+			return err
+		}
+	} else {
+		s.log.Warn("broker has no publisher confirms: SEND receipts follow a synchronous round trip (read by the broker, not necessarily stored)")
 	}
 	s.pub = pub
 	// Buffered beyond the cap of unconfirmed publishes, so amqp091-go never
@@ -317,6 +339,7 @@ func (s *session) connect() error {
 	s.writerDone = make(chan struct{})
 	go func() {
 		defer close(s.writerDone)
+		defer s.recoverGoroutine("writer")
 		if err := w.run(); err != nil {
 			s.writerErr <- err
 		}
@@ -423,6 +446,7 @@ func (s *session) readError(err error) error {
 func (s *session) readLoop() {
 	defer s.wg.Done()
 	defer close(s.readerDone)
+	defer s.recoverGoroutine("reader")
 	for {
 		f, err := s.reader.ReadFrame()
 		select {
@@ -452,7 +476,7 @@ func (s *session) endPreconnect(err error) {
 		_ = s.broker.Close()
 		s.obs.BrokerConnection("closed")
 	}
-	close(s.done)
+	s.closeDone()
 }
 
 // end runs the close procedure of semantics 14.2 after the loop returned.
@@ -479,7 +503,7 @@ func (s *session) end(err error) {
 	s.obs.BrokerConnection("closed")
 	// 3–5. Half-close, linger, close.
 	s.lingerAndClose(ef != nil)
-	close(s.done)
+	s.closeDone()
 	s.wg.Wait()
 }
 

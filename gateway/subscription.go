@@ -26,9 +26,13 @@ type subscription struct {
 	durable bool
 	temp    bool // a temp-queue reply consumer (semantics 9)
 
-	// outstanding holds the delivery tags sent to the client and not yet
-	// acked or nacked, ascending (client and client-individual only).
-	outstanding tagList
+	// firstSeq is the first session-wide message number this subscription
+	// could use: a smaller number in an ACK belongs to an earlier
+	// subscription with the same consumer tag.
+	firstSeq uint64
+	// outstanding holds the deliveries sent to the client and not yet
+	// acked or nacked (client and client-individual only).
+	outstanding outstandingList
 }
 
 // subDelivery is one delivery on its way from a forwarder to the loop.
@@ -150,6 +154,7 @@ func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table
 	if err != nil {
 		return err
 	}
+	sub.firstSeq = s.messageSeq + 1
 	s.subs[sub.tag] = sub
 	delete(s.retiredTags, sub.tag)
 	s.wg.Add(1)
@@ -163,6 +168,7 @@ func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table
 // Runs in its own goroutine, one per subscription.
 func (s *session) forward(sub *subscription, deliveries <-chan amqp.Delivery, cancels <-chan string, closes <-chan *amqp.Error) {
 	defer s.wg.Done()
+	defer s.recoverGoroutine("forwarder")
 	for {
 		select {
 		case d, ok := <-deliveries:
@@ -240,7 +246,12 @@ func (s *session) deliver(sd subDelivery) {
 		return
 	}
 	s.profile.AdaptDelivery(d)
-	s.msgIDBuf = mapping.AppendMessageID(s.msgIDBuf[:0], sub.tag, s.id, d.DeliveryTag)
+	// Message numbers are session-wide, not AMQP delivery tags: a new
+	// channel (a re-subscription with the same id) restarts its tags at 1,
+	// and message-ids must stay unique in a session (STOMP 1.2).
+	s.messageSeq++
+	seq := s.messageSeq
+	s.msgIDBuf = mapping.AppendMessageID(s.msgIDBuf[:0], sub.tag, s.id, seq)
 	msgID := string(s.msgIDBuf)
 	info := mapping.MessageInfo{
 		SubscriptionID:  sub.id,
@@ -251,7 +262,7 @@ func (s *session) deliver(sd subDelivery) {
 	if sub.ack == mapping.AckAuto {
 		ack = &autoAck{ch: sub.ch, tag: d.DeliveryTag}
 	} else {
-		sub.outstanding.add(d.DeliveryTag)
+		sub.outstanding.add(seq, d.DeliveryTag)
 		if s.version == codec.Version12 {
 			info.AckID = msgID
 		}
@@ -299,54 +310,68 @@ func (s *session) retire(sub *subscription) {
 	_ = sub.ch.Close()
 }
 
-// tagList is an ascending list of outstanding delivery tags. Acks usually
-// come oldest first, so removal from the front is O(1).
-type tagList struct {
-	tags []uint64
-	head int
+// outstandingList holds a subscription's deliveries sent to the client and
+// not yet acked or nacked, ascending in both message number and delivery
+// tag. Acks usually come oldest first, so removal from the front is O(1).
+type outstandingList struct {
+	entries []outstanding
+	head    int
 }
 
-func (l *tagList) add(tag uint64) { l.tags = append(l.tags, tag) }
-
-func (l *tagList) live() []uint64 { return l.tags[l.head:] }
-
-func (l *tagList) contains(tag uint64) bool {
-	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return live[i] >= tag })
-	return i < len(live) && live[i] == tag
+// outstanding is one unsettled delivery: seq is the session-wide message
+// number in its message-id, tag the AMQP delivery tag on the
+// subscription's channel.
+type outstanding struct {
+	seq, tag uint64
 }
 
-// removeUpTo removes every tag ≤ tag (cumulative ack).
-func (l *tagList) removeUpTo(tag uint64) {
+func (l *outstandingList) add(seq, tag uint64) {
+	l.entries = append(l.entries, outstanding{seq: seq, tag: tag})
+}
+
+func (l *outstandingList) live() []outstanding { return l.entries[l.head:] }
+
+// find returns the delivery tag of message number seq.
+func (l *outstandingList) find(seq uint64) (tag uint64, ok bool) {
 	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return live[i] > tag })
+	i := sort.Search(len(live), func(i int) bool { return live[i].seq >= seq })
+	if i < len(live) && live[i].seq == seq {
+		return live[i].tag, true
+	}
+	return 0, false
+}
+
+// removeUpTo removes every entry with a number ≤ seq (cumulative ack).
+func (l *outstandingList) removeUpTo(seq uint64) {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i].seq > seq })
 	l.head += i
 	l.compact()
 }
 
-// remove removes one tag.
-func (l *tagList) remove(tag uint64) {
+// remove removes message number seq.
+func (l *outstandingList) remove(seq uint64) {
 	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return live[i] >= tag })
-	if i >= len(live) || live[i] != tag {
+	i := sort.Search(len(live), func(i int) bool { return live[i].seq >= seq })
+	if i >= len(live) || live[i].seq != seq {
 		return
 	}
 	if i == 0 {
 		l.head++
 	} else {
 		copy(live[i:], live[i+1:])
-		l.tags = l.tags[:len(l.tags)-1]
+		l.entries = l.entries[:len(l.entries)-1]
 	}
 	l.compact()
 }
 
-func (l *tagList) compact() {
-	if l.head == len(l.tags) {
-		l.tags, l.head = l.tags[:0], 0
+func (l *outstandingList) compact() {
+	if l.head == len(l.entries) {
+		l.entries, l.head = l.entries[:0], 0
 		return
 	}
-	if l.head > 64 && l.head > len(l.tags)/2 {
-		n := copy(l.tags, l.tags[l.head:])
-		l.tags, l.head = l.tags[:n], 0
+	if l.head > 64 && l.head > len(l.entries)/2 {
+		n := copy(l.entries, l.entries[l.head:])
+		l.entries, l.head = l.entries[:n], 0
 	}
 }

@@ -31,9 +31,9 @@ type txAction struct {
 	msg           amqp.Publishing
 	receipt       string
 	// ACK, NACK
-	tag         string // consumer tag
-	deliveryTag uint64
-	requeue     bool
+	tag     string // consumer tag
+	seq     uint64 // session-wide message number
+	requeue bool
 }
 
 func missingTransaction(command string) error {
@@ -113,8 +113,8 @@ func (s *session) onCommit(f *codec.Frame) error {
 			}
 		case txAck, txNack:
 			sub, ok := s.subs[a.tag]
-			if !ok || !sub.outstanding.contains(a.deliveryTag) {
-				continue // canceled since, or settled by a cumulative ack
+			if !ok || a.seq < sub.firstSeq {
+				continue // canceled since (its messages were requeued)
 			}
 			if err := s.settle(sub, a); err != nil {
 				return err
