@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -45,6 +46,7 @@ type session struct {
 
 	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
 	shutdownOnce sync.Once
+	loopStarted  atomic.Bool // set once CONNECT is done; shutdown then leaves deadlines alone
 	killCh       chan struct{} // closed by kill(): stop now
 	killOnce     sync.Once
 	done         chan struct{} // closed by closeDone when the session has ended
@@ -120,8 +122,17 @@ func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLo
 }
 
 // shutdown asks the session to end gracefully (semantics 15). Safe from
-// any goroutine, any number of times.
-func (s *session) shutdown() { s.shutdownOnce.Do(func() { close(s.shutdownCh) }) }
+// any goroutine, any number of times. A session still waiting for its
+// CONNECT frame is woken by an expired read deadline and told the server
+// is shutting down.
+func (s *session) shutdown() {
+	s.shutdownOnce.Do(func() {
+		close(s.shutdownCh)
+		if !s.loopStarted.Load() {
+			_ = s.conn.SetReadDeadline(time.Now())
+		}
+	})
+}
 
 // kill force-closes the session. Safe from any goroutine.
 func (s *session) kill() {
@@ -344,6 +355,7 @@ func (s *session) connect() error {
 			s.writerErr <- err
 		}
 	}()
+	s.loopStarted.Store(true)
 	s.readerDone = make(chan struct{})
 	s.wg.Add(1)
 	go s.readLoop()
@@ -421,6 +433,13 @@ func (s *session) vhost(h codec.Headers) (string, error) {
 
 // readError classifies an error of codec.Reader.ReadFrame.
 func (s *session) readError(err error) error {
+	select {
+	case <-s.shutdownCh:
+		if !s.loopStarted.Load() {
+			return errShuttingDown
+		}
+	default:
+	}
 	var pe *codec.ProtocolError
 	switch {
 	case errors.As(err, &pe):
