@@ -112,11 +112,19 @@ func (p *rawProducer) Send(body []byte) error {
 		"receipt", strconv.FormatUint(p.next, 10))
 }
 
-// Close sends DISCONNECT with a receipt; the server sends it after every
-// outstanding publish is confirmed (STOMP 1.2 graceful disconnect), and
-// after all earlier RECEIPTs.
+// Close waits for every outstanding RECEIPT, then sends DISCONNECT with a
+// receipt and waits for it (STOMP 1.2 graceful disconnect).
 func (p *rawProducer) Close() error {
 	defer p.c.conn.Close()
+	// rabbitmq_stomp answers DISCONNECT without waiting for outstanding
+	// publish RECEIPTs (they are lost), so collect them first.
+	for wait := time.Now().Add(closeTimeout); len(p.slots) > 0 && time.Now().Before(wait); {
+		select {
+		case <-p.done:
+			return fmt.Errorf("producer session ended: %w", p.err.get())
+		case <-time.After(time.Millisecond):
+		}
+	}
 	if err := p.c.disconnect(); err != nil {
 		return err
 	}
