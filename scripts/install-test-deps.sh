@@ -118,6 +118,23 @@ install_golangci_lint() {
 	go install "$GOLANGCI_LINT_PKG@$GOLANGCI_LINT_VERSION" || die "go install golangci-lint failed"
 }
 
+# install_browser_test_deps serves the browser e2e test (e2e/browser_test.go,
+# added with issue 5): Debian's chromium (never a browser downloaded by a
+# tool), npm when no npm is on PATH (nodejs from elsewhere may bring its
+# own), and @stomp/stompjs from e2e/testdata/browser/package-lock.json via
+# npm ci, only when it is missing.
+install_browser_test_deps() {
+	local dir
+	dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/e2e/testdata/browser"
+	DEB_PACKAGES+=(chromium)
+	command -v npm >/dev/null 2>&1 || DEB_PACKAGES+=(npm)
+	install_debs
+	if [[ -f "$dir/package-lock.json" && ! -f "$dir/node_modules/@stomp/stompjs/bundles/stomp.umd.min.js" ]]; then
+		log "installing @stomp/stompjs into $dir/node_modules (npm ci)"
+		npm ci --prefix "$dir" --no-audit --no-fund >/dev/null || die "npm ci --prefix $dir failed"
+	fi
+}
+
 main() {
 	local with_lint_tools=0 arg
 	for arg in "$@"; do
@@ -130,6 +147,7 @@ main() {
 
 	install_debs
 	check_clients
+	install_browser_test_deps
 	install_staticcheck
 	if ((with_lint_tools)); then
 		DEB_PACKAGES+=(shellcheck)

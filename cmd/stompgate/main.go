@@ -1,6 +1,7 @@
 // Command stompgate runs the STOMP ⇄ AMQP 0-9-1 gateway.
 //
-//	stompgate serve [--config FILE] [--listen ADDR] [--amqp-url URL] [--log-level L] [--log-format text|json]
+//	stompgate serve [--config FILE] [--listen ADDR] [--amqp-url URL] [--tls-listen ADDR]
+//	                [--ws-listen ADDR] [--http-listen ADDR] [--pprof] [--log-level L] [--log-format text|json]
 //	stompgate check-config --config FILE
 //	stompgate version
 //
@@ -100,6 +101,29 @@ func newApp(runGateway gatewayRunner) *cli.App {
 						Value:   defaults.AMQP.URL,
 					},
 					&cli.StringFlag{
+						Name:    "tls-listen",
+						Usage:   "STOMP over TLS listen `ADDR` (needs tls.cert_file, tls.key_file); overrides tls.listen",
+						EnvVars: []string{"STOMPGATE_TLS_LISTEN"},
+						Value:   defaults.TLS.Listen,
+					},
+					&cli.StringFlag{
+						Name:    "ws-listen",
+						Usage:   "STOMP over WebSocket listen `ADDR`, endpoint websocket.path (/ws); overrides websocket.listen",
+						EnvVars: []string{"STOMPGATE_WS_LISTEN"},
+						Value:   defaults.WebSocket.Listen,
+					},
+					&cli.StringFlag{
+						Name:    "http-listen",
+						Usage:   "admin HTTP listen `ADDR` for /healthz, /readyz, /metrics; overrides admin.listen",
+						EnvVars: []string{"STOMPGATE_HTTP_LISTEN"},
+						Value:   defaults.Admin.Listen,
+					},
+					&cli.BoolFlag{
+						Name:    "pprof",
+						Usage:   "serve net/http/pprof on the admin listener; overrides admin.pprof",
+						EnvVars: []string{"STOMPGATE_PPROF"},
+					},
+					&cli.StringFlag{
 						Name:    "log-level",
 						Usage:   "logrus `LEVEL` (trace, debug, info, warn, error); overrides log.level",
 						EnvVars: []string{"STOMPGATE_LOG_LEVEL"},
@@ -153,11 +177,17 @@ func serve(c *cli.Context, runGateway gatewayRunner) error {
 		{"amqp-url", &cfg.AMQP.URL},
 		{"log-level", &cfg.Log.Level},
 		{"log-format", &cfg.Log.Format},
+		{"tls-listen", &cfg.TLS.Listen},
+		{"ws-listen", &cfg.WebSocket.Listen},
+		{"http-listen", &cfg.Admin.Listen},
 	}
 	for _, o := range overrides {
 		if c.IsSet(o.flag) {
 			*o.field = c.String(o.flag)
 		}
+	}
+	if c.IsSet("pprof") {
+		cfg.Admin.Pprof = c.Bool("pprof")
 	}
 	if err := cfg.Validate(); err != nil {
 		return cli.Exit("invalid configuration after applying flags and environment: "+indentLines(err.Error()), 1)

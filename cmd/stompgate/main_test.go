@@ -27,6 +27,7 @@ const exampleConfigPath = "../../config.example.yaml"
 
 var stompgateEnvVars = []string{
 	"STOMPGATE_CONFIG", "STOMPGATE_LISTEN", "STOMPGATE_AMQP_URL", "STOMPGATE_LOG_LEVEL", "STOMPGATE_LOG_FORMAT",
+	"STOMPGATE_TLS_LISTEN", "STOMPGATE_WS_LISTEN", "STOMPGATE_HTTP_LISTEN", "STOMPGATE_PPROF",
 }
 
 // clearEnv unsets the STOMPGATE_* variables for the test (urfave/cli treats
@@ -240,6 +241,41 @@ func TestServeEnvOverridesTheirKeys(t *testing.T) {
 	want.Log = gateway.LogConfig{Level: "error", Format: "json"}
 	assertConfig(t, gw.cfg, want)
 	assertLogger(t, gw.log, logrus.ErrorLevel, &logrus.JSONFormatter{})
+}
+
+// The listener flags and their env vars set websocket.listen, admin.listen,
+// tls.listen and admin.pprof; a flag beats its env var, which beats the file.
+func TestServeListenerFlagsAndEnv(t *testing.T) {
+	clearEnv(t)
+	file := writeFile(t, "websocket:\n  listen: 127.0.0.1:1111\nadmin:\n  listen: 127.0.0.1:1112\n")
+	t.Setenv("STOMPGATE_WS_LISTEN", "127.0.0.1:2221")
+	t.Setenv("STOMPGATE_HTTP_LISTEN", "127.0.0.1:2222")
+	t.Setenv("STOMPGATE_PPROF", "true")
+	var gw recordingGateway
+	res := runApp(t, gw.run, "serve", "--config", file, "--http-listen", "127.0.0.1:3333")
+	if res.code != 0 || gw.calls != 1 {
+		t.Fatalf("exit %d, gateway runs %d, stderr %q", res.code, gw.calls, res.stderr)
+	}
+	want := gateway.DefaultConfig()
+	want.WebSocket.Listen = "127.0.0.1:2221" // env beats file
+	want.Admin.Listen = "127.0.0.1:3333"     // flag beats env and file
+	want.Admin.Pprof = true
+	assertConfig(t, gw.cfg, want)
+}
+
+// --tls-listen without a certificate fails validation naming the field.
+func TestServeTLSListenNeedsCertificate(t *testing.T) {
+	clearEnv(t)
+	var gw recordingGateway
+	res := runApp(t, gw.run, "serve", "--tls-listen", "127.0.0.1:0")
+	if res.code != 1 || gw.calls != 0 {
+		t.Fatalf("exit %d, gateway runs %d, want exit 1 and no run", res.code, gw.calls)
+	}
+	for _, field := range []string{"tls.cert_file", "tls.key_file"} {
+		if !strings.Contains(res.stderr, field) {
+			t.Errorf("stderr %q does not name %s", res.stderr, field)
+		}
+	}
 }
 
 func TestServeDefaultLoggerIsTextAtInfo(t *testing.T) {
