@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool,
 		o.mu.Unlock()
 		return
 	}
+	// Grow once for the whole frame: headers are small, bodies are not.
+	o.pending = slices.Grow(o.pending, frameSizeHint(f))
 	o.pending = codec.AppendFrame(o.pending, f, v, trailingLF)
 	o.ends = append(o.ends, len(o.pending))
 	if ack != nil {
@@ -106,9 +109,28 @@ func (o *outbound) take(spare batch) (batch, bool) {
 	return b, o.closed
 }
 
-// maxRetainedBuffer is the largest write buffer the writer keeps for reuse;
-// a larger one (a big message) is dropped so idle sessions stay small.
-const maxRetainedBuffer = 256 << 10
+// frameSizeHint estimates the encoded size of f (escaping may add a few
+// bytes; append grows then).
+func frameSizeHint(f *codec.Frame) int {
+	n := len(f.Command) + len(f.Body) + 48 // EOLs, NUL, content-length
+	for i := range f.Headers {
+		n += len(f.Headers[i].Name) + len(f.Headers[i].Value) + 2
+	}
+	return n
+}
+
+// minRetainedBuffer is a write buffer the writer always keeps for reuse. A
+// larger one is kept only while batches still need it (at least a quarter
+// of it), so a stream of big messages reuses one buffer while a session
+// that goes back to small frames (or idle) lets it go.
+const minRetainedBuffer = 64 << 10
+
+func retainBuffer(buf []byte, used int) []byte {
+	if cap(buf) <= minRetainedBuffer || used >= cap(buf)/4 {
+		return buf
+	}
+	return nil
+}
 
 // messageWriter is implemented by connections that carry one STOMP frame
 // per message (WebSocket): the writer hands them whole frames instead of a
@@ -165,9 +187,7 @@ func (w *writer) run() error {
 			signal(w.out.space)
 			ackWritten(b.acks)
 		}
-		if cap(b.buf) > maxRetainedBuffer {
-			b.buf = nil
-		}
+		b.buf = retainBuffer(b.buf, len(b.buf))
 		clear(b.acks)
 		spare = b
 		if closed {
