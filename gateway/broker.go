@@ -101,7 +101,7 @@ func newAMQPDialer(cfg AMQPConfig) (brokerDialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, login brokerLogin) (brokerConn, error) {
+	dial := func(ctx context.Context, login brokerLogin) (brokerConn, error) {
 		var lastErr error
 		for _, u := range urls {
 			conn, err := dialAMQP(ctx, cfg, tlsConfig, u, login)
@@ -116,7 +116,11 @@ func newAMQPDialer(cfg AMQPConfig) (brokerDialer, error) {
 			}
 		}
 		return nil, lastErr
-	}, nil
+	}
+	if cfg.SharedConnections {
+		return newSharedDialer(dial, cfg.SessionsPerConnection), nil
+	}
+	return dial, nil
 }
 
 // brokerURLs parses a comma-separated list of amqp:// or amqps:// URLs and

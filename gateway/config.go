@@ -45,6 +45,14 @@ type AMQPConfig struct {
 	// connection.start properties), "rabbitmq", "qpid" or "generic"
 	// (semantics 17).
 	Profile string `yaml:"profile"`
+	// SharedConnections lets sessions of the same user, passcode and vhost
+	// share a pool of AMQP connections (one channel per session and
+	// subscription) instead of one connection per session. Every CONNECT
+	// is still authenticated by the broker.
+	SharedConnections bool `yaml:"shared_connections"`
+	// SessionsPerConnection is how many sessions share one pooled AMQP
+	// connection in shared mode.
+	SessionsPerConnection int `yaml:"sessions_per_connection"`
 	// TLS configures amqps:// connections to the broker.
 	TLS AMQPTLSConfig `yaml:"tls"`
 }
@@ -218,6 +226,8 @@ func DefaultConfig() Config {
 			DialTimeout: 5 * time.Second,
 			Heartbeat:   3 * time.Second,
 			Profile:     "auto",
+
+			SessionsPerConnection: 64,
 		},
 		Auth: AuthConfig{
 			LoopbackUsers: []string{"guest"},

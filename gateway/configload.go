@@ -181,6 +181,7 @@ func (c *Config) Validate() error {
 	v.nonEmpty("vhosts.default", c.VHosts.Default)
 	v.oneOf("vhosts.unmapped", c.VHosts.Unmapped, "passthrough", "default", "reject")
 	v.oneOf("amqp.profile", c.AMQP.Profile, "auto", "rabbitmq", "qpid", "generic")
+	v.positive("amqp.sessions_per_connection", int64(c.AMQP.SessionsPerConnection))
 	seenHosts := make(map[string]string, len(c.VHosts.Map))
 	for host, vhost := range c.VHosts.Map {
 		v.nonEmpty("vhosts.map."+host, vhost)

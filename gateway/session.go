@@ -46,7 +46,7 @@ type session struct {
 
 	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
 	shutdownOnce sync.Once
-	loopStarted  atomic.Bool // set once CONNECT is done; shutdown then leaves deadlines alone
+	loopStarted  atomic.Bool   // set once CONNECT is done; shutdown then leaves deadlines alone
 	killCh       chan struct{} // closed by kill(): stop now
 	killOnce     sync.Once
 	done         chan struct{} // closed by closeDone when the session has ended
@@ -234,6 +234,7 @@ func (s *session) connect() error {
 	if err != nil {
 		return s.readError(err)
 	}
+	s.obs.FrameIn(f.Command)
 	if f.Command != codec.CmdConnect && f.Command != codec.CmdStomp {
 		return protocolError("Illegal command", "You must log in using CONNECT first")
 	}
