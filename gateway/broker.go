@@ -174,7 +174,13 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 			"capabilities":             amqp.Table{"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true, "publisher_confirms": true, "basic.nack": true},
 		},
 		// DefaultDial bounds both the TCP connect and the handshake.
-		Dial: amqp.DefaultDial(timeout),
+		Dial: func(network, addr string) (net.Conn, error) {
+			conn, err := amqp.DefaultDial(timeout)(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return closeOnReadErrorConn{conn}, nil
+		},
 	}
 	if tlsConfig != nil && strings.HasPrefix(brokerURL, "amqps://") {
 		// amqp091-go writes ServerName into the config it is given, so
@@ -213,4 +219,21 @@ func classifyDialError(err error) error {
 		}
 	}
 	return fmt.Errorf("%w: %w", errBrokerUnreachable, err)
+}
+
+// closeOnReadErrorConn closes the socket as soon as a read fails: a missed
+// heartbeat (read deadline), EOF or reset. amqp091-go's shutdown takes each
+// channel's lock before it closes the socket, while a publish holds that
+// lock across its socket write; with a broker that stopped reading (stalled
+// link, full socket buffers) that write never returns and the session, and
+// Server.Shutdown with it, would hang forever. Closing here fails the write
+// at once (issue 4, e2e TestFaultStallFullSocket).
+type closeOnReadErrorConn struct{ net.Conn }
+
+func (c closeOnReadErrorConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		_ = c.Conn.Close()
+	}
+	return n, err
 }

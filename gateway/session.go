@@ -268,7 +268,10 @@ func (s *session) connect() error {
 	s.id = newSessionID()
 	s.log = s.log.WithField("session", s.id)
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AMQP.DialTimeout)
+	// No overall deadline: each broker URL gets its own amqp.dial_timeout
+	// (dialAMQP), so a stalled first broker leaves the next one its full
+	// budget (issue 4, e2e TestFaultFailoverToSecondURL).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	broker, err := s.dial(ctx, brokerLogin{
 		Login:          login.Login,
