@@ -53,8 +53,14 @@ unit: vet
 ## e2e: end-to-end tests with the real broker, gateway and STOMP clients
 e2e: broker deps e2e-only
 
+# The differential e2e tests compare with RabbitMQ's own STOMP plugin; the
+# script enables it on a loopback port (not 61613) if needed and prints it.
+.PHONY: stomp-plugin
+stomp-plugin: broker
+	bash scripts/ensure-stomp-plugin.sh
+
 .PHONY: e2e-only
-e2e-only:
+e2e-only: stomp-plugin
 	$(GO) test -race -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
 ## fuzz: a short run of the codec's frame reader fuzzer
