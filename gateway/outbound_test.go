@@ -75,12 +75,12 @@ func TestWriterQueueFullStopsTakingDeliveries(t *testing.T) {
 	for i := range pushed {
 		ch.deliver(t, "T_0", fmt.Sprintf("%03d%s", i, body))
 	}
-	// The forwarder's hand-over buffer (64) fills first.
-	eventually(t, "the session took some deliveries", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 64 })
+	// The forwarder's hand-over buffer (8) fills first.
+	eventually(t, "the session took some deliveries", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 8 })
 	h.expectNothingRead()
-	// 64 buffered + 1 held by the forwarder + what fits 1 KiB + the batch
+	// 8 buffered + 1 held by the forwarder + what fits 1 KiB + the batch
 	// the writer is stuck on.
-	if taken := pushed - ch.pendingDeliveries("T_0"); taken > 80 {
+	if taken := pushed - ch.pendingDeliveries("T_0"); taken > 24 {
 		t.Fatalf("the session took %d deliveries while its writer queue was full", taken)
 	}
 	if got := ch.callsOf("Ack"); len(got) != 0 {
@@ -203,7 +203,7 @@ func TestPanicWithBlockedForwarderReleasesGoroutines(t *testing.T) {
 	for i := range pushed {
 		ch.deliver(t, "T_0", fmt.Sprintf("message %03d with some padding to fill the queue", i))
 	}
-	eventually(t, "the forwarder blocked", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 66 })
+	eventually(t, "the forwarder blocked", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 10 })
 	b.setHook(func(_ *fakeChannel, method string) error {
 		if method == "Publish" {
 			panic("fake broker bug")

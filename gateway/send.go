@@ -52,7 +52,11 @@ func (s *session) onSend(f *codec.Frame) error {
 		return err
 	}
 	if decl != nil {
-		if err := s.declareQueue(s.pub, decl); err != nil {
+		pub, err := s.publisher()
+		if err != nil {
+			return err
+		}
+		if err := s.declareQueue(pub, decl); err != nil {
 			return err
 		}
 	}
@@ -76,9 +80,32 @@ func (s *session) publishOptions() mapping.SendOptions {
 	return mapping.SendOptions{FrameMax: s.frameMax}
 }
 
+// publisher returns the publisher channel, switching it to confirm mode
+// (semantics 1) on first use, with a confirm buffer beyond the cap of
+// unconfirmed publishes, so amqp091-go never blocks delivering a confirm
+// while the loop is in a broker call. Only called from the session loop.
+func (s *session) publisher() (brokerChannel, error) {
+	if s.pubReady {
+		return s.pub, nil
+	}
+	if s.profile.PublisherConfirms() {
+		s.confirms = s.pub.NotifyPublish(make(chan amqp.Confirmation, s.cfg.Flow.MaxUnconfirmed+16))
+		if err := s.pub.Confirm(false); err != nil {
+			return nil, s.channelError(err)
+		}
+	} else {
+		s.log.Warn("broker has no publisher confirms: SEND receipts follow a synchronous round trip (read by the broker, not necessarily stored)")
+	}
+	s.pubReady = true
+	return s.pub, nil
+}
+
 // publish sends one message on the publisher channel and records the
 // receipts owed on its confirm. Only called from the session loop.
 func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, commitReceipt string) error {
+	if _, err := s.publisher(); err != nil {
+		return err
+	}
 	if !s.profile.PublisherConfirms() {
 		return s.publishUnconfirmed(exchange, key, msg, receipt, commitReceipt)
 	}

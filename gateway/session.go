@@ -85,6 +85,7 @@ type session struct {
 	txBytes     int64
 	failedFrame *codec.Frame // the frame whose processing ended the session
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
+	pubReady    bool         // the publisher channel is in confirm mode
 	profile     brokerProfile
 	messageSeq  uint64 // last session-wide message number (message-id)
 	msgIDBuf    []byte
@@ -303,21 +304,14 @@ func (s *session) connect() error {
 	s.frameMax = broker.FrameMax()
 	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
 	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))
+	// The publisher channel is opened now; confirm mode and its confirm
+	// buffer follow on the first publish (session.publisher), so an idle or
+	// subscribe-only session does not hold that buffer.
 	pub, err := broker.Channel()
 	if err != nil {
 		return err
 	}
-	if s.profile.PublisherConfirms() {
-		if err := pub.Confirm(false); err != nil {
-			return err
-		}
-	} else {
-		s.log.Warn("broker has no publisher confirms: SEND receipts follow a synchronous round trip (read by the broker, not necessarily stored)")
-	}
 	s.pub = pub
-	// Buffered beyond the cap of unconfirmed publishes, so amqp091-go never
-	// blocks delivering a confirm while the loop is in a broker call.
-	s.confirms = pub.NotifyPublish(make(chan amqp.Confirmation, s.cfg.Flow.MaxUnconfirmed+16))
 	s.pubClose = pub.NotifyClose(make(chan *amqp.Error, 1))
 	s.pubFlow = pub.NotifyFlow(make(chan bool, 4))
 
@@ -335,7 +329,7 @@ func (s *session) connect() error {
 	s.tempQueues = make(map[string]string)
 	s.txs = make(map[string]*transaction)
 	s.inbound = make(chan inboundItem, 16)
-	s.deliveries = make(chan subDelivery, 64)
+	s.deliveries = make(chan subDelivery, 8)
 	s.subEvents = make(chan subEvent, 16)
 
 	s.out = newOutbound(s.cfg.Flow.MaxOutboundBytes)

@@ -68,8 +68,11 @@ func TestConnectNegotiatesVersion(t *testing.T) {
 				if !strings.HasPrefix(l.ConnectionName, "stompgate "+id+" ") {
 					t.Errorf("connection name %q does not name session %s", l.ConnectionName, id)
 				}
-				pub := h.pub()
-				pub.waitCall(t, "Confirm noWait=false")
+				// The publisher channel is open; confirm mode waits for the
+				// first publish (session.publisher).
+				if got := h.pub().callLog(); len(got) != 0 {
+					t.Errorf("publisher channel calls at CONNECT %q, want none", got)
+				}
 			})
 		}
 	})
