@@ -182,6 +182,9 @@ type LimitsConfig struct {
 	// MaxConnections bounds concurrent sessions; the next connection gets
 	// ERROR "Too many connections" (semantics 2.1).
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient caps concurrent sessions from one client IP
+	// address, so one client cannot take every slot; 0 disables the cap.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// MaxSubscriptions bounds subscriptions per session, temp queues
 	// included; each holds an AMQP channel.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
@@ -250,14 +253,15 @@ func DefaultConfig() Config {
 			Tolerance: 2.0,
 		},
 		Limits: LimitsConfig{
-			MaxHeaderLine:      64 << 10,
-			MaxHeaders:         1000,
-			MaxHeaderBytes:     1 << 20,
-			MaxBody:            64 << 20,
-			MaxPreconnectBytes: 64 << 10,
-			ConnectTimeout:     10 * time.Second,
-			MaxConnections:     10000,
-			MaxSubscriptions:   1024,
+			MaxHeaderLine:           64 << 10,
+			MaxHeaders:              1000,
+			MaxHeaderBytes:          1 << 20,
+			MaxBody:                 64 << 20,
+			MaxPreconnectBytes:      64 << 10,
+			ConnectTimeout:          10 * time.Second,
+			MaxConnections:          10000,
+			MaxConnectionsPerClient: 5000,
+			MaxSubscriptions:        1024,
 		},
 		Flow: FlowConfig{
 			DefaultPrefetch:  1000,

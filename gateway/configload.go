@@ -213,6 +213,9 @@ func (c *Config) Validate() error {
 	v.positive("limits.max_preconnect_bytes", c.Limits.MaxPreconnectBytes)
 	v.positiveDuration("limits.connect_timeout", c.Limits.ConnectTimeout)
 	v.positive("limits.max_connections", int64(c.Limits.MaxConnections))
+	if c.Limits.MaxConnectionsPerClient < 0 {
+		v.add("limits.max_connections_per_client", "must be >= 0 (0 disables it), got %d", c.Limits.MaxConnectionsPerClient)
+	}
 	v.positive("limits.max_subscriptions", int64(c.Limits.MaxSubscriptions))
 
 	// semantics 6.1: prefetch-count is clamped to max_prefetch, so the

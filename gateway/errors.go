@@ -19,6 +19,9 @@ var Version = "dev"
 var (
 	// errTooManyConnections: limits.max_connections sessions are open.
 	errTooManyConnections = errors.New("too many connections")
+	// errTooManyFromClient: limits.max_connections_per_client sessions are
+	// open from this client address.
+	errTooManyFromClient = errors.New("too many connections from this client address")
 	// errClientClosed: the client closed its side (EOF) or reset.
 	errClientClosed = errors.New("client closed the connection")
 	// errClientDisconnected: the client sent DISCONNECT.
@@ -70,7 +73,7 @@ func closeReasonFor(err error) CloseReason {
 		return CloseSlowConsumer
 	case errors.Is(err, errShuttingDown), errors.Is(err, errKilled):
 		return CloseShutdown
-	case errors.Is(err, errTooManyConnections):
+	case errors.Is(err, errTooManyConnections), errors.Is(err, errTooManyFromClient):
 		return CloseTooMany
 	case errors.As(err, &ae), errors.Is(err, errAMQPConnectionDied):
 		return CloseBrokerError
@@ -169,6 +172,8 @@ func errorFrame(err error, receiptID string) *codec.Frame {
 		message, detail = "Server shutting down", "The gateway is shutting down; reconnect later.\n"
 	case errors.Is(err, errTooManyConnections):
 		message, detail = "Too many connections", "The gateway has reached its limit of concurrent sessions.\n"
+	case errors.Is(err, errTooManyFromClient):
+		message, detail = "Too many connections", "This client address has reached its limit of concurrent sessions (limits.max_connections_per_client).\n"
 	default:
 		message, detail = "Internal error", "The gateway failed to process the frame.\n"
 	}

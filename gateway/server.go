@@ -45,7 +45,8 @@ type Server struct {
 	adminLn     net.Listener // nil without admin.listen
 	adminServer *http.Server
 	sessions    map[*session]struct{}
-	serving     bool // Serve's accept loops are running
+	perClient   map[string]int // sessions per client IP (limits.max_connections_per_client)
+	serving     bool           // Serve's accept loops are running
 	closing     bool
 
 	wg sync.WaitGroup // one per live session goroutine tree
@@ -350,7 +351,18 @@ func (s *Server) startSession(conn net.Conn, transport string) {
 		_ = conn.Close()
 		return
 	}
-	tooMany := s.cfg.Limits.MaxConnections > 0 && len(s.sessions) >= s.cfg.Limits.MaxConnections
+	var refusal error
+	client := clientIP(conn.RemoteAddr())
+	switch {
+	case s.cfg.Limits.MaxConnections > 0 && len(s.sessions) >= s.cfg.Limits.MaxConnections:
+		refusal = errTooManyConnections
+	case s.cfg.Limits.MaxConnectionsPerClient > 0 && s.perClient[client] >= s.cfg.Limits.MaxConnectionsPerClient:
+		refusal = errTooManyFromClient
+	}
+	if s.perClient == nil {
+		s.perClient = make(map[string]int)
+	}
+	s.perClient[client]++
 	sess := newSession(s.cfg, conn, s.dial, s.log.WithField("transport", transport))
 	sess.transport = transport
 	sess.obs = s.obs
@@ -363,14 +375,30 @@ func (s *Server) startSession(conn net.Conn, transport string) {
 		defer func() {
 			s.mu.Lock()
 			delete(s.sessions, sess)
+			if s.perClient[client]--; s.perClient[client] <= 0 {
+				delete(s.perClient, client)
+			}
 			s.mu.Unlock()
 		}()
-		if tooMany {
-			sess.reject(errTooManyConnections)
+		if refusal != nil {
+			sess.reject(refusal)
 			return
 		}
 		sess.run()
 	}()
+}
+
+// clientIP is the host part of a client address: the key of
+// limits.max_connections_per_client.
+func clientIP(addr net.Addr) string {
+	if a, ok := addr.(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
 }
 
 // Shutdown stops accepting, asks every session to finish (wait for its

@@ -159,6 +159,29 @@ func TestServerTooManyConnections(t *testing.T) {
 	}
 }
 
+func TestServerTooManyConnectionsFromOneClient(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxConnectionsPerClient = 2
+	b := newFakeBroker()
+	h := startServer(t, cfg, b)
+	first := h.connect()
+	h.connect()
+	c := h.dial()
+	c.expectError("Too many connections", "This client address has reached its limit of concurrent sessions (limits.max_connections_per_client).\n")
+	if n := b.connCount(); n != 2 {
+		t.Errorf("%d AMQP connections, want 2", n)
+	}
+	// A freed slot is usable again.
+	first.send("DISCONNECT\n\n\x00")
+	first.expectDisconnect()
+	eventually(t, "a slot is free again", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		return h.srv.perClient["127.0.0.1"] == 1
+	})
+	h.connect()
+}
+
 func TestServerKeepsAcceptingAfterSessionPanic(t *testing.T) {
 	b := newFakeBroker()
 	h := startServer(t, testConfig(), b)
