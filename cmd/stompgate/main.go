@@ -37,6 +37,12 @@ var (
 func main() {
 	gateway.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT/SIGTERM starts a graceful shutdown; restoring the
+	// default handling then lets a second one end the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, newApp(gateway.Run), os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
