@@ -98,9 +98,11 @@ staticcheck:
 	staticcheck ./...
 	$(if $(E2E_PKGS),staticcheck -tags e2e $(E2E_PKGS))
 
-## bench: codec and mapping micro-benchmarks
-bench:
+## bench: codec and mapping micro-benchmarks, then the side-by-side benchmark
+## (direct AMQP, stompgate, RabbitMQ's STOMP plugin; issue 6); BENCH_FLAGS="-rounds 5 -duration 3s"
+bench: broker
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/codec ./mapping
+	$(GO) run ./e2e/bench -amqp '$(AMQP_URL)' -plugin "$$(bash scripts/ensure-stomp-plugin.sh)" $(BENCH_FLAGS)
 
 ## deps: Debian STOMP clients for e2e, gcc for -race, pinned staticcheck
 deps:
