@@ -148,6 +148,10 @@ main() {
 		log "a RabbitMQ node is running; waiting for AMQP on $BROKER_HOST:$BROKER_PORT"
 	else
 		log "starting rabbitmq-server -detached"
+		# One AMQP connection per STOMP session: give the broker room for the
+		# load tests' 1,000 sessions (Debian's default of 1024 descriptors
+		# allows about 830 sockets). The child inherits this soft limit.
+		ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 		as_root rabbitmq-server -detached >/dev/null 2>&1 ||
 			die "'rabbitmq-server -detached' failed (as non-root this needs passwordless sudo)"
 	fi
