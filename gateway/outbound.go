@@ -17,7 +17,21 @@ import (
 type autoAck struct {
 	ch  brokerChannel
 	tag uint64
+	// deferrable: the subscription's prefetch is large enough that its
+	// acks may be coalesced for up to autoAckDelay (semantics 10.3:
+	// "batched with multiple=true where possible").
+	deferrable bool
 }
+
+// Coalescing of ack:auto acknowledgements: written deliveries are acked at
+// once when autoAckBatch of them have accumulated, else autoAckDelay after
+// the first. Subscriptions with a prefetch below autoAckMinPrefetch are
+// acked at once, so a small prefetch never waits on the timer.
+const (
+	autoAckBatch       = 64
+	autoAckDelay       = 2 * time.Millisecond
+	autoAckMinPrefetch = 4 * autoAckBatch
+)
 
 // outbound is a session's writer queue: encoded frames waiting for the
 // writer goroutine. The session loop appends (append*), the writer takes
@@ -163,8 +177,18 @@ func (w *writer) run() error {
 	}
 	lastWrite := time.Now()
 	var spare batch
+	// written holds ack:auto deliveries written but not yet acked; the
+	// timer flushes them autoAckDelay after the first.
+	var written []autoAck
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	defer func() { ackWritten(written) }()
 	for {
 		select {
+		case <-ackTimer.C:
+			ackWritten(written)
+			written = written[:0]
+			continue
 		case <-w.out.wake:
 		case now := <-tick:
 			if now.Sub(lastWrite) < w.sendInterval/2 {
@@ -185,7 +209,27 @@ func (w *writer) run() error {
 			}
 			lastWrite = time.Now()
 			signal(w.out.space)
-			ackWritten(b.acks)
+			for _, a := range b.acks {
+				if !a.deferrable {
+					// Keep order per channel: flush what waits first.
+					ackWritten(written)
+					written = written[:0]
+					ackWritten(b.acks)
+					b.acks = b.acks[:0]
+					break
+				}
+			}
+			if len(b.acks) > 0 {
+				armed := len(written) > 0
+				written = append(written, b.acks...)
+				if len(written) >= autoAckBatch {
+					ackTimer.Stop()
+					ackWritten(written)
+					written = written[:0]
+				} else if !armed {
+					ackTimer.Reset(autoAckDelay)
+				}
+			}
 		}
 		b.buf = retainBuffer(b.buf, len(b.buf))
 		clear(b.acks)
@@ -214,17 +258,24 @@ func (w *writer) write(b []byte, ends []int) error {
 }
 
 // ackWritten acknowledges written ack:auto deliveries: per channel, the
-// highest tag with multiple=true, since a channel belongs to one
-// subscription and its MESSAGEs are written in delivery order. An error
-// means the channel is closing; its deliveries are requeued by the broker.
+// highest tag with multiple=true. That covers exactly the written ones: a
+// channel belongs to one ack:auto subscription, its MESSAGEs are written
+// in delivery order, and its other deliveries are already settled
+// (rejected as oversized) or not yet written (higher tags). An error means
+// the channel is closing; its deliveries are requeued by the broker.
 func ackWritten(acks []autoAck) {
-	for i := 0; i < len(acks); {
-		ch, last := acks[i].ch, acks[i].tag
-		j := i + 1
-		for ; j < len(acks) && acks[j].ch == ch; j++ {
-			last = acks[j].tag
+	for i := range acks {
+		if acks[i].ch == nil {
+			continue // folded into an earlier entry
 		}
-		_ = ch.Ack(last, j-i > 1)
-		i = j
+		ch, last, n := acks[i].ch, acks[i].tag, 1
+		for j := i + 1; j < len(acks); j++ {
+			if acks[j].ch == ch {
+				last = max(last, acks[j].tag)
+				acks[j].ch = nil
+				n++
+			}
+		}
+		_ = ch.Ack(last, n > 1)
 	}
 }

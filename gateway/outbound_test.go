@@ -56,6 +56,33 @@ func TestAutoAckAfterWrite(t *testing.T) {
 	eventually(t, "tags 1..5 acked", func() bool { return len(ackedTags(ch)) == 5 }, ch.callLog)
 }
 
+func TestAutoAcksAreCoalesced(t *testing.T) {
+	// Semantics 10.3: ack:auto acks are batched with multiple=true; with a
+	// large prefetch they may wait for autoAckBatch deliveries or
+	// autoAckDelay, never for more than that.
+	h := connected(t, tcpPair, testConfig(), newFakeBroker(), "1.2")
+	h.subscribe("0", "/queue/a") // default prefetch 1000
+	ch := h.broker.conn(t, 0).channel(t, 1)
+	const n = 300
+	for i := 1; i <= n; i++ {
+		ch.deliver(t, "T_0", fmt.Sprint("m", i))
+	}
+	for i := 1; i <= n; i++ {
+		h.expectMessage(fmt.Sprint("m", i))
+	}
+	eventually(t, "every written delivery acked", func() bool { return len(ackedTags(ch)) == n }, ch.callLog)
+	if calls := len(ch.callsOf("Ack")); calls >= n/2 {
+		t.Errorf("%d Ack calls for %d deliveries: not coalesced", calls, n)
+	}
+
+	// A small prefetch is acked at once, one by one, never on the timer.
+	h.subscribe("1", "/queue/b", "prefetch-count:1")
+	ch2 := h.broker.conn(t, 0).channel(t, 2)
+	ch2.deliver(t, "T_1", "only")
+	h.expectMessage("only")
+	ch2.waitCall(t, "Ack 1 multiple=false")
+}
+
 // expectNothingRead waits quietPeriod without reading from the connection,
 // so that nothing the server writes can complete on a net.Pipe.
 func (h *sessionHarness) expectNothingRead() {

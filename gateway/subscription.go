@@ -20,8 +20,10 @@ type subscription struct {
 	hasID bool
 	dest  mapping.Destination
 	ack   mapping.AckMode
-	ch    brokerChannel
-	queue string // the queue consumed
+	// prefetch is the subscription's basic.qos prefetch count.
+	prefetch int
+	ch       brokerChannel
+	queue    string // the queue consumed
 	// durable is a durable /topic or /exchange subscription.
 	durable bool
 	temp    bool // a temp-queue reply consumer (semantics 9)
@@ -148,6 +150,7 @@ func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table
 	if err := sub.ch.Qos(prefetch, 0, false); err != nil {
 		return err
 	}
+	sub.prefetch = prefetch
 	cancels := sub.ch.NotifyCancel(make(chan string, 1))
 	closes := sub.ch.NotifyClose(make(chan *amqp.Error, 1))
 	deliveries, err := sub.ch.Consume(sub.queue, sub.tag, false, false, false, false, args)
@@ -260,7 +263,7 @@ func (s *session) deliver(sd subDelivery) {
 	}
 	var ack *autoAck
 	if sub.ack == mapping.AckAuto {
-		ack = &autoAck{ch: sub.ch, tag: d.DeliveryTag}
+		ack = &autoAck{ch: sub.ch, tag: d.DeliveryTag, deferrable: sub.prefetch >= autoAckMinPrefetch}
 	} else {
 		sub.outstanding.add(seq, d.DeliveryTag)
 		if s.version == codec.Version12 {
