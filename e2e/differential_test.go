@@ -483,9 +483,11 @@ func diffScenarios() []diffScenario {
 		rd(0, "", 1),
 		rd(0, fr("SEND", "reply", "destination:{c0.m1.reply-to}", "correlation-id:c-42", "receipt:r-reply"), 1),
 		rd(1, "", 1),
-		// Temp-queue replies have no ack header (ack:auto); an ACK of their
-		// message-id is ignored (semantics 10.2 step 4).
-		rd(1, fr("ACK", "", "id:{c1.m1.message-id}", "receipt:r-ack-temp"), 1),
+		// No ACK of the temp-queue reply here: stompgate ignores it
+		// (semantics 10.2 step 4; gateway/subscription_test.go), while the
+		// plugin acks an auto-ack delivery tag and the broker closes its
+		// channel with precondition_failed at a moment that races with the
+		// next frame, so the plugin's transcript is not deterministic.
 		errStep(1, fr("UNSUBSCRIBE", "", "id:/temp-queue/answers", "receipt:r-unsub-temp")),
 	}, differences: []string{"error-closes", "error-receipt-id"}})
 

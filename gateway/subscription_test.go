@@ -447,6 +447,13 @@ func TestTempQueueReplyTo(t *testing.T) {
 		t.Errorf("temp-queue MESSAGE has an ack header: %s", f)
 	}
 	temp.waitCall(t, "Ack 1 multiple=false")
+	// An ACK of a temp-queue reply is ignored, with its receipt: the
+	// gateway acked it already (10.2 step 4).
+	h.send("ACK\nid:" + f.Value("message-id") + "\nreceipt:ack-temp\n\n\x00")
+	h.expectReceipt("ack-temp")
+	if got := temp.callsOf("Ack"); len(got) != 1 {
+		t.Errorf("temp-queue channel acks %q, want only the gateway's own", got)
+	}
 	// A temp queue cannot be unsubscribed (6.3).
 	h.send("UNSUBSCRIBE\nid:/temp-queue/r\n\n\x00")
 	h.expectError("Invalid id", "UNSUBSCRIBE 'id' may not start with /temp-queue/\n")
