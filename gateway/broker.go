@@ -179,7 +179,7 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 			if err != nil {
 				return nil, err
 			}
-			return closeOnReadErrorConn{conn}, nil
+			return closeOnReadErrorConn{newCoalescingConn(conn)}, nil
 		},
 	}
 	if tlsConfig != nil && strings.HasPrefix(brokerURL, "amqps://") {

@@ -96,6 +96,7 @@ type options struct {
 	window       int
 	windowBytes  int
 	idleSessions int
+	shared       bool
 	client       string
 	only         string
 	cpuProfile   string
@@ -112,6 +113,7 @@ func main() {
 	flag.IntVar(&o.window, "window", 10000, "max messages sent but not yet received (throughput scenarios)")
 	flag.IntVar(&o.windowBytes, "window-bytes", 16<<20, "max bytes sent but not yet received; lowers -window for large bodies")
 	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; refused if the broker's open-file limit (1024 here) would not leave 200 spare")
+	flag.BoolVar(&o.shared, "shared", false, "run stompgate in shared-connection mode (amqp.shared_connections)")
 	flag.StringVar(&o.client, "stomp-client", "raw", "STOMP client: raw (minimal, in this package) or gostomp (go-stomp/v3)")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
@@ -315,6 +317,7 @@ func startGateway(o options) (*gateway.Server, chan error, error) {
 	cfg := gateway.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = o.amqpURL
+	cfg.AMQP.SharedConnections = o.shared
 	if cfg.Limits.MaxConnections < o.idleSessions+100 {
 		cfg.Limits.MaxConnections = o.idleSessions + 100
 	}
