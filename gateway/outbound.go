@@ -51,9 +51,89 @@ type outbound struct {
 	ends    []int // offset in pending after each frame, for messageWriter
 	acks    []autoAck
 	closed  bool // set by finish: the writer exits once pending is written
+	// taken counts the batches the writer took, written those it has
+	// written (or given up on); barriers wait for a count of written.
+	taken, written uint64
+	barriers       []barrier
+	writerGone     bool // the writer returned: barriers complete at once
 
 	wake  chan struct{} // cap 1: the writer has work
 	space chan struct{} // cap 1: the queue was drained; the loop may take deliveries
+
+	// written ack:auto deliveries waiting to be acknowledged; shared by the
+	// writer (which adds and flushes them) and the session loop (which
+	// flushes them before it closes a subscription's channel).
+	ackQ ackQueue
+}
+
+// barrier is closed once the writer has written batch number gen.
+type barrier struct {
+	gen  uint64
+	done chan struct{}
+}
+
+// ackQueue holds written ack:auto deliveries until they are acknowledged.
+// Acks happen only under mu, so the session loop can flush them and then
+// close a channel knowing no ack for it is in flight (an ack on a closed
+// channel id is a connection error, 504 CHANNEL_ERROR, on RabbitMQ).
+type ackQueue struct {
+	mu      sync.Mutex
+	pending []autoAck
+}
+
+// add queues written deliveries; it reports how many wait now.
+func (q *ackQueue) add(acks []autoAck) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, acks...)
+	return len(q.pending)
+}
+
+// flush acknowledges everything queued.
+func (q *ackQueue) flush() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ackWritten(q.pending)
+	clear(q.pending)
+	q.pending = q.pending[:0]
+}
+
+// barrier returns a channel that is closed once everything queued so far
+// has been written to the socket (or the writer has gone). Only the session
+// loop calls it.
+func (o *outbound) barrier() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	done := make(chan struct{})
+	gen := o.taken
+	if len(o.pending) > 0 {
+		gen++ // the batch the writer will take next
+	}
+	if o.writerGone || o.written >= gen {
+		close(done)
+		return done
+	}
+	o.barriers = append(o.barriers, barrier{gen: gen, done: done})
+	return done
+}
+
+// wrote records that the writer wrote (or, gone, gave up on) every batch
+// it took, and completes the barriers waiting for them.
+func (o *outbound) wrote(gone bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.written = o.taken
+	o.writerGone = o.writerGone || gone
+	kept := o.barriers[:0]
+	for _, b := range o.barriers {
+		if o.writerGone || b.gen <= o.written {
+			close(b.done)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	clear(o.barriers[len(kept):])
+	o.barriers = kept
 }
 
 func newOutbound(limit int64) *outbound {
@@ -120,6 +200,9 @@ func (o *outbound) take(spare batch) (batch, bool) {
 	defer o.mu.Unlock()
 	b := batch{buf: o.pending, ends: o.ends, acks: o.acks}
 	o.pending, o.ends, o.acks = spare.buf[:0], spare.ends[:0], spare.acks[:0]
+	if len(b.buf) > 0 {
+		o.taken++
+	}
 	return b, o.closed
 }
 
@@ -177,17 +260,18 @@ func (w *writer) run() error {
 	}
 	lastWrite := time.Now()
 	var spare batch
-	// written holds ack:auto deliveries written but not yet acked; the
-	// timer flushes them autoAckDelay after the first.
-	var written []autoAck
+	// Written ack:auto deliveries wait in out.ackQ; the timer flushes them
+	// autoAckDelay after the first.
 	ackTimer := time.NewTimer(time.Hour)
 	ackTimer.Stop()
-	defer func() { ackWritten(written) }()
+	defer func() {
+		w.out.ackQ.flush()
+		w.out.wrote(true)
+	}()
 	for {
 		select {
 		case <-ackTimer.C:
-			ackWritten(written)
-			written = written[:0]
+			w.out.ackQ.flush()
 			continue
 		case <-w.out.wake:
 		case now := <-tick:
@@ -208,26 +292,16 @@ func (w *writer) run() error {
 				return err
 			}
 			lastWrite = time.Now()
+			w.out.wrote(false)
 			signal(w.out.space)
-			for _, a := range b.acks {
-				if !a.deferrable {
-					// Keep order per channel: flush what waits first.
-					ackWritten(written)
-					written = written[:0]
-					ackWritten(b.acks)
-					b.acks = b.acks[:0]
-					break
-				}
-			}
 			if len(b.acks) > 0 {
-				armed := len(written) > 0
-				written = append(written, b.acks...)
-				if len(written) >= autoAckBatch {
+				waiting := w.out.ackQ.add(b.acks)
+				switch {
+				case !allDeferrable(b.acks) || waiting >= autoAckBatch:
 					ackTimer.Stop()
-					ackWritten(written)
-					written = written[:0]
-				} else if !armed {
-					ackTimer.Reset(autoAckDelay)
+					w.out.ackQ.flush()
+				case waiting == len(b.acks):
+					ackTimer.Reset(autoAckDelay) // the first to wait
 				}
 			}
 		}
@@ -255,6 +329,15 @@ func (w *writer) write(b []byte, ends []int) error {
 		return errSlowConsumer
 	}
 	return err
+}
+
+func allDeferrable(acks []autoAck) bool {
+	for i := range acks {
+		if !acks[i].deferrable {
+			return false
+		}
+	}
+	return true
 }
 
 // ackWritten acknowledges written ack:auto deliveries: per channel, the

@@ -83,6 +83,40 @@ func TestAutoAcksAreCoalesced(t *testing.T) {
 	ch2.waitCall(t, "Ack 1 multiple=false")
 }
 
+func TestUnsubscribeAcksWrittenAutoDeliveriesBeforeClosing(t *testing.T) {
+	// An ack on a channel that is already closed is a connection error on
+	// RabbitMQ (504 CHANNEL_ERROR); a written ack:auto delivery that is not
+	// acked before the close is requeued and delivered twice. UNSUBSCRIBE
+	// therefore writes, then acks, then closes.
+	h := connected(t, tcpPair, testConfig(), newFakeBroker(), "1.2")
+	h.subscribe("0", "/queue/a") // default prefetch: acks are coalesced
+	ch := h.broker.conn(t, 0).channel(t, 1)
+	for i := 1; i <= 3; i++ {
+		ch.deliver(t, "T_0", fmt.Sprint("m", i))
+	}
+	for i := 1; i <= 3; i++ {
+		h.expectMessage(fmt.Sprint("m", i))
+	}
+	h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\x00")
+	h.expectReceipt("u")
+	log := ch.callLog()
+	closeAt, lastAck := -1, -1
+	for i, c := range log {
+		switch {
+		case strings.HasPrefix(c, "Close"):
+			closeAt = i
+		case strings.HasPrefix(c, "Ack"):
+			lastAck = i
+		}
+	}
+	if closeAt < 0 || lastAck < 0 || lastAck > closeAt {
+		t.Fatalf("want the acks before the channel Close, calls %q", log)
+	}
+	if got := len(ackedTags(ch)); got != 3 {
+		t.Errorf("%d of 3 written deliveries acked before the close; calls %q", got, log)
+	}
+}
+
 // expectNothingRead waits quietPeriod without reading from the connection,
 // so that nothing the server writes can complete on a net.Pipe.
 func (h *sessionHarness) expectNothingRead() {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -104,7 +105,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 			_ = ch.Close()
 			return err
 		}
-		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive, false, args); err != nil {
+		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive && s.profile.ExclusiveQueues(), false, args); err != nil {
 			_ = ch.Close()
 			return err
 		}
@@ -303,13 +304,27 @@ func (s *session) onUnsubscribe(f *codec.Frame) error {
 }
 
 // retire forgets sub and closes its channel, so unacked messages return to
-// the queue at once.
+// the queue at once. MESSAGEs of sub already queued for the client are
+// written first and, for ack:auto, acknowledged, so they are neither
+// requeued nor acked on a closed channel (a connection error). The wait is
+// bounded by flow.write_timeout, after which the writer ends the session
+// as a slow consumer anyway.
 func (s *session) retire(sub *subscription) {
 	delete(s.subs, sub.tag)
 	if len(s.retiredTags) >= maxDeclaredCache {
 		clear(s.retiredTags)
 	}
 	s.retiredTags[sub.tag] = struct{}{}
+	if sub.ack == mapping.AckAuto {
+		t := time.NewTimer(s.cfg.Flow.WriteTimeout)
+		select {
+		case <-s.out.barrier():
+		case <-t.C:
+		case <-s.killCh:
+		}
+		t.Stop()
+		s.out.ackQ.flush()
+	}
 	_ = sub.ch.Close()
 }
 
