@@ -52,7 +52,9 @@ type session struct {
 	done         chan struct{} // closed by closeDone when the session has ended
 	doneOnce     sync.Once
 
-	// Set during the CONNECT phase, read-only afterwards.
+	// Set during the CONNECT phase, read-only afterwards, except that the
+	// session loop sets confirms on the first publish and sets the
+	// notification channels to nil once amqp091-go has closed them.
 	version    codec.Version
 	in         *inboundConn
 	reader     *codec.Reader
