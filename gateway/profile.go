@@ -29,6 +29,7 @@ import (
 //	                                         priorities, x-queue-type      classic dropped),
 //	                                         classic dropped, else ERROR   else ERROR
 //	temp queue names      broker (amq.gen-…) broker                        stompgate-temp-…
+//	exclusive queues      yes                yes                           no: auto-delete only
 //	back-pressure         connection.blocked channel.flow                  confirm cap + TCP
 //
 // "Round trip" means: without publisher confirms a SEND receipt follows a
@@ -43,6 +44,10 @@ type brokerProfile interface {
 	// ServerNamedQueues reports whether queue.declare with an empty name
 	// gets a broker-generated name (temp queues, semantics 9).
 	ServerNamedQueues() bool
+	// ExclusiveQueues reports whether queues may be declared exclusive;
+	// if not, exclusive queues are declared auto-delete only (their
+	// consumer still removes them).
+	ExclusiveQueues() bool
 	// AdaptPublishing rewrites msg for the broker (e.g. Qpid's absolute
 	// expiration) or refuses what the broker cannot do.
 	AdaptPublishing(msg *amqp.Publishing) error
@@ -176,6 +181,7 @@ type rabbitMQProfile struct{ caps brokerCapabilities }
 func (rabbitMQProfile) Name() string                                    { return profileRabbitMQ }
 func (p rabbitMQProfile) PublisherConfirms() bool                       { return p.caps.PublisherConfirms }
 func (rabbitMQProfile) ServerNamedQueues() bool                         { return true }
+func (rabbitMQProfile) ExclusiveQueues() bool                           { return true }
 func (rabbitMQProfile) AdaptPublishing(*amqp.Publishing) error          { return nil }
 func (rabbitMQProfile) AdaptQueueArgs(a amqp.Table) (amqp.Table, error) { return a, nil }
 func (rabbitMQProfile) AdaptDelivery(*amqp.Delivery)                    {}
@@ -191,6 +197,7 @@ type qpidProfile struct {
 func (qpidProfile) Name() string              { return profileQpid }
 func (p qpidProfile) PublisherConfirms() bool { return p.caps.PublisherConfirms }
 func (qpidProfile) ServerNamedQueues() bool   { return true }
+func (qpidProfile) ExclusiveQueues() bool     { return true }
 
 // AdaptPublishing turns the relative TTL of the STOMP expiration header
 // (ms, validated as digits by mapping) into Broker-J's absolute epoch ms.
@@ -264,6 +271,16 @@ type genericProfile struct{ caps brokerCapabilities }
 func (genericProfile) Name() string              { return profileGeneric }
 func (p genericProfile) PublisherConfirms() bool { return p.caps.PublisherConfirms }
 func (genericProfile) ServerNamedQueues() bool   { return false }
+
+// ExclusiveQueues is false: garagemq (0.0~git20200204, Debian bookworm)
+// deadlocks its whole virtual host when a connection closes, gracefully
+// or not, while an exclusive queue still has a consumer (Queue.Delete →
+// cancelConsumers → RemoveConsumer re-takes the queue lock; found with the
+// e2e suite, reproduced with plain amqp091-go). Subscription and temp
+// queues have random names and always a consumer, so auto-delete alone
+// removes them as exclusive would; a client's exclusive:true is not
+// enforced under this profile.
+func (genericProfile) ExclusiveQueues() bool { return false }
 
 // AdaptPublishing refuses a per-message TTL: garagemq, for one, stores
 // the expiration property and never expires the message.

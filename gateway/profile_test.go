@@ -129,6 +129,10 @@ func TestProfileSelection(t *testing.T) {
 			if p.ServerNamedQueues() != tc.wantNamed {
 				t.Errorf("ServerNamedQueues() = %v, want %v", p.ServerNamedQueues(), tc.wantNamed)
 			}
+			// Only generic avoids exclusive queues (garagemq deadlock).
+			if want := tc.wantProfile != "generic"; p.ExclusiveQueues() != want {
+				t.Errorf("ExclusiveQueues() = %v, want %v", p.ExclusiveQueues(), want)
+			}
 		})
 	}
 }
@@ -347,8 +351,30 @@ func TestProfileGenericSessionTempQueueNamedByGateway(t *testing.T) {
 	}
 	tempCh := h.broker.conn(t, 0).channel(t, 1)
 	declares := tempCh.callsOf("QueueDeclare")
-	if len(declares) != 1 || !strings.HasPrefix(declares[0], "QueueDeclare "+pubs[0].Msg.ReplyTo+" ") {
-		t.Errorf("temp queue declares %v, want one of %q", declares, pubs[0].Msg.ReplyTo)
+	want := "QueueDeclare " + pubs[0].Msg.ReplyTo + " durable=false autoDelete=true exclusive=false "
+	if len(declares) != 1 || !strings.HasPrefix(declares[0], want) {
+		t.Errorf("temp queue declares %v, want one %q…", declares, want)
+	}
+}
+
+func TestProfileGenericSessionDeclaresNoExclusiveQueues(t *testing.T) {
+	b := newFakeBroker()
+	h := connected(t, pipePair, profileConfig("generic"), b, "1.2")
+	h.subscribe("t1", "/topic/news")
+	h.send("SEND\ndestination:/queue/private\ndurable:false\nreceipt:r1\n\nx\x00")
+	h.expectReceipt("r1")
+	conn := b.conn(t, 0)
+	var declares []string
+	for i := range conn.channelCount() {
+		declares = append(declares, conn.channel(t, i).callsOf("QueueDeclare")...)
+	}
+	if len(declares) != 2 {
+		t.Fatalf("declares %v, want the subscription queue and /queue/private", declares)
+	}
+	for _, d := range declares {
+		if !strings.Contains(d, "autoDelete=true exclusive=false") {
+			t.Errorf("%s: want auto-delete, not exclusive, under the generic profile", d)
+		}
 	}
 }
 

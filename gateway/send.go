@@ -185,7 +185,7 @@ func (s *session) declareQueue(ch brokerChannel, decl *mapping.QueueDeclare) err
 	if err != nil {
 		return err
 	}
-	if _, err := ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive, false, args); err != nil {
+	if _, err := ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive && s.profile.ExclusiveQueues(), false, args); err != nil {
 		return s.channelError(err)
 	}
 	if len(s.declared) >= maxDeclaredCache {
@@ -216,7 +216,7 @@ func (s *session) ensureTempQueue(id string) (string, error) {
 	if !s.profile.ServerNamedQueues() {
 		name = "stompgate-temp-" + randomName()
 	}
-	q, err := ch.QueueDeclare(name, false, true, true, false, nil)
+	q, err := ch.QueueDeclare(name, false, true, s.profile.ExclusiveQueues(), false, nil)
 	if err != nil {
 		_ = ch.Close()
 		return "", s.channelError(err)

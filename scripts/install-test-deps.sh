@@ -135,6 +135,24 @@ install_browser_test_deps() {
 	fi
 }
 
+# install_garagemq installs Debian's garagemq, the second AMQP broker of
+# the e2e suite (e2e/garagemq_test.go, issue 7: broker profiles). The tests
+# start their own instance on free loopback ports; the package's systemd
+# unit would listen on 127.0.0.1:5672, RabbitMQ's port, so it is disabled
+# where systemd runs. Kept out of DEB_PACKAGES so the package-list tests of
+# scripts/test-scripts.sh stay as they are.
+install_garagemq() {
+	deb_installed garagemq && return 0
+	log "installing Debian package: garagemq"
+	as_root apt-get update -qq >/dev/null || die "apt-get update failed"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq garagemq >/dev/null ||
+		die "apt-get install garagemq failed"
+	if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+		as_root systemctl disable --now garagemq.service >/dev/null 2>&1 || true
+	fi
+	command -v garagemq >/dev/null 2>&1 || die "garagemq is not on PATH after apt-get install garagemq"
+}
+
 main() {
 	local with_lint_tools=0 arg
 	for arg in "$@"; do
@@ -147,6 +165,7 @@ main() {
 
 	install_debs
 	check_clients
+	install_garagemq
 	install_browser_test_deps
 	install_staticcheck
 	if ((with_lint_tools)); then
