@@ -445,6 +445,82 @@ func TestBinary(t *testing.T) {
 	}
 }
 
+// TestBinarySecondSignalForcesExit: a graceful shutdown waits for its
+// sessions; a second SIGTERM ends the process at once. The session is held
+// in its AMQP handshake by a "broker" that accepts and never answers, so
+// the graceful shutdown would wait for amqp.dial_timeout (30 s here).
+func TestBinarySecondSignalForcesExit(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the binary: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "stompgate")
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte("amqp:\n  dial_timeout: 30s\nshutdown_timeout: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", config, "--listen", "127.0.0.1:0", "--amqp-url", "amqp://"+silent.Addr().String()+"/")
+	cmd.Env = envWithout(os.Environ(), stompgateEnvVars)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}()
+	addr := waitForListening(t, &stderr, exited)
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("CONNECT\naccept-version:1.2\nhost:/\nlogin:u\npasscode:p\n\n\x00")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the session reaches its AMQP dial
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("exited on the first SIGTERM although a session was still dialling; log:\n%s", stderr.String())
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("the second SIGTERM took %v to end the process", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after the second SIGTERM; log:\n%s", stderr.String())
+	}
+}
+
 // waitForListening polls the log for gateway.Run's listening line and returns
 // the addr it names. It fails the test if the program exits first (exited
 // is closed) or nothing appears within 10 s.
