@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -261,33 +259,8 @@ func startGatewayFor(t testing.TB, brokerURL string, mutate ...func(*gateway.Con
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	log := logrus.New()
-	log.SetLevel(logrus.DebugLevel)
-	sink := &testLogSink{t: t}
-	log.SetOutput(sink)
 	captured := &logCapture{}
-	log.AddHook(captured)
-	srv, err := gateway.NewServer(cfg, log)
-	if err != nil {
-		t.Fatalf("gateway.NewServer: %v", err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatalf("gateway Listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("gateway Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
-			t.Errorf("gateway Serve returned %v, want ErrServerClosed", err)
-		}
-		sink.stop()
-	})
-	return srv, captured
+	return serveGateway(t, cfg, captured), captured
 }
 
 // garageMQCallTimeout bounds one AMQP check against garagemq, so that a

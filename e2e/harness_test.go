@@ -47,10 +47,21 @@ func startGateway(t testing.TB, mutate ...func(*gateway.Config)) string {
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	return serveGateway(t, cfg).Addr().String()
+}
+
+// serveGateway runs an in-process gateway with cfg, logging to the test
+// (hooks see every entry too), until the test ends: then it shuts the
+// gateway down and checks that Serve returned ErrServerClosed.
+func serveGateway(t testing.TB, cfg gateway.Config, hooks ...logrus.Hook) *gateway.Server {
+	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)
 	sink := &testLogSink{t: t}
 	log.SetOutput(sink)
+	for _, h := range hooks {
+		log.AddHook(h)
+	}
 	srv, err := gateway.NewServer(cfg, log)
 	if err != nil {
 		t.Fatalf("gateway.NewServer: %v", err)
@@ -71,7 +82,7 @@ func startGateway(t testing.TB, mutate ...func(*gateway.Config)) string {
 		}
 		sink.stop()
 	})
-	return srv.Addr().String()
+	return srv
 }
 
 // requireGateway skips a check that only the in-process gateway can pass,

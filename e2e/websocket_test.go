@@ -4,13 +4,11 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway"
 )
@@ -35,31 +33,7 @@ func startDeployedGateway(t *testing.T, mutate func(*gateway.Config)) *gateway.S
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	log := logrus.New()
-	log.SetLevel(logrus.DebugLevel)
-	sink := &testLogSink{t: t}
-	log.SetOutput(sink)
-	srv, err := gateway.NewServer(cfg, log)
-	if err != nil {
-		t.Fatalf("gateway.NewServer: %v", err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatalf("gateway Listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("gateway Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
-			t.Errorf("gateway Serve returned %v, want ErrServerClosed", err)
-		}
-		sink.stop()
-	})
-	return srv
+	return serveGateway(t, cfg)
 }
 
 // wsClient is a STOMP client over one WebSocket connection.

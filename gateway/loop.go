@@ -51,13 +51,7 @@ func (s *session) loop() error {
 				return err
 			}
 		case c, ok := <-s.confirms:
-			if !ok {
-				// amqp091-go closes it when the channel closes; the close
-				// notification says why.
-				s.confirms = nil
-				continue
-			}
-			if err := s.confirm(c); err != nil {
+			if err := s.onConfirm(c, ok); err != nil {
 				return err
 			}
 		case e, ok := <-s.pubClose:
@@ -154,6 +148,17 @@ func (s *session) queueFrame(f *codec.Frame, ack *autoAck) {
 	s.out.appendFrame(f, s.version, s.cfg.STOMP.TrailingLF, ack)
 }
 
+// onConfirm takes one receive from the confirms channel. A closed one
+// (amqp091-go closes it with the channel) is dropped from the selects; the
+// close notification says why.
+func (s *session) onConfirm(c amqp.Confirmation, ok bool) error {
+	if !ok {
+		s.confirms = nil
+		return nil
+	}
+	return s.confirm(c)
+}
+
 // confirm handles one publisher confirm. amqp091-go delivers them one per
 // publish in sequence order, multiple confirms expanded.
 func (s *session) confirm(c amqp.Confirmation) error {
@@ -198,11 +203,7 @@ func (s *session) awaitConfirms(timeout time.Duration) error {
 	for s.unconfirmed > 0 {
 		select {
 		case c, ok := <-s.confirms:
-			if !ok {
-				s.confirms = nil
-				continue
-			}
-			if err := s.confirm(c); err != nil {
+			if err := s.onConfirm(c, ok); err != nil {
 				return err
 			}
 		case e, ok := <-s.pubClose:
