@@ -104,21 +104,14 @@ func TestScriptingClients(t *testing.T) {
 	for _, client := range scriptingClients() {
 		t.Run(client.name, func(t *testing.T) {
 			t.Parallel()
-			if out, err := exec.Command(client.probe[0], client.probe[1:]...).CombinedOutput(); err != nil {
-				t.Fatalf("%s is not installed (%s failed: %v: %s); install %s, e.g. with scripts/install-test-deps.sh",
-					client.name, strings.Join(client.probe, " "), err, bytes.TrimSpace(out), client.install)
-			}
+			requireClient(t, client)
 			n := newNames(t)
-			tag := "from " + client.name + " " + runID
-			env := map[string]string{
-				"STOMP_HOST": host, "STOMP_PORT": port,
-				"STOMP_LOGIN": "guest", "STOMP_PASSCODE": "guest", "STOMP_VHOST": "/",
-				"E2E_TAG":        tag,
+			env := clientEnv(host, port, client, map[string]string{
 				"E2E_QUEUE":      n.queue("q"),
 				"E2E_ACK_QUEUE":  n.queue("ack"),
 				"E2E_TOPIC_KEY":  n.key("fanout"),
 				"E2E_DIRECT_KEY": n.key("direct"),
-			}
+			})
 			steps := runClient(t, client, env)
 			checkClientSteps(t, client, env, steps)
 			expectQueueDrained(t, env["E2E_ACK_QUEUE"])
@@ -126,19 +119,49 @@ func TestScriptingClients(t *testing.T) {
 	}
 }
 
-func runClient(t *testing.T, client scriptingClient, env map[string]string) map[string]clientStep {
+// requireClient fails the test, with the package to install, when the
+// client's library is missing.
+func requireClient(t *testing.T, client scriptingClient) {
 	t.Helper()
+	if out, err := exec.Command(client.probe[0], client.probe[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s is not installed (%s failed: %v: %s); install %s, e.g. with scripts/install-test-deps.sh",
+			client.name, strings.Join(client.probe, " "), err, bytes.TrimSpace(out), client.install)
+	}
+}
+
+// clientEnv is what every client script reads (where to connect, as whom,
+// the tag its messages carry) plus the script's own names in extra.
+func clientEnv(host, port string, client scriptingClient, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"STOMP_HOST": host, "STOMP_PORT": port,
+		"STOMP_LOGIN": "guest", "STOMP_PASSCODE": "guest", "STOMP_VHOST": "/",
+		"E2E_TAG": "from " + client.name + " " + runID,
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// execClient runs client's script with env added to the environment (at
+// most 45 s) and returns its output; the scripts print one JSON object per
+// line.
+func execClient(client scriptingClient, env map[string]string) (stdout, stderr *bytes.Buffer, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, client.run[0], client.run[1:]...)
-	cmd.Dir = "."
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return stdout, stderr, cmd.Run()
+}
+
+func runClient(t *testing.T, client scriptingClient, env map[string]string) map[string]clientStep {
+	t.Helper()
+	stdout, stderr, runErr := execClient(client, env)
 	steps := map[string]clientStep{}
 	sc := bufio.NewScanner(bytes.NewReader(stdout.Bytes()))
 	for sc.Scan() {

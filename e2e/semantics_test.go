@@ -3,14 +3,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -699,19 +695,13 @@ func TestScriptingClientsTxnRPC(t *testing.T) {
 	for _, client := range clients {
 		t.Run(client.name, func(t *testing.T) {
 			t.Parallel()
-			if out, err := exec.Command(client.probe[0], client.probe[1:]...).CombinedOutput(); err != nil {
-				t.Fatalf("%s is not installed (%s failed: %v: %s); install %s, e.g. with scripts/install-test-deps.sh",
-					client.name, strings.Join(client.probe, " "), err, bytes.TrimSpace(out), client.install)
-			}
+			requireClient(t, client)
 			n := newNames(t)
-			tag := "from " + client.name + " " + runID
-			env := map[string]string{
-				"STOMP_HOST": host, "STOMP_PORT": port,
-				"STOMP_LOGIN": "guest", "STOMP_PASSCODE": "guest", "STOMP_VHOST": "/",
-				"E2E_TAG":       tag,
+			env := clientEnv(host, port, client, map[string]string{
 				"E2E_TXN_QUEUE": n.queue("txn"),
 				"E2E_RPC_QUEUE": n.queue("rpc"),
-			}
+			})
+			tag := env["E2E_TAG"]
 			steps := runJSONClient(t, client, env)
 			txn := steps["txn"]
 			if fmt.Sprint(txn["early"]) != "0" || fmt.Sprint(txn["after_abort"]) != "0" {
@@ -741,16 +731,7 @@ func TestScriptingClientsTxnRPC(t *testing.T) {
 // step, a missing "done" or a non-zero exit fails the test.
 func runJSONClient(t *testing.T, client scriptingClient, env map[string]string) map[string]map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, client.run[0], client.run[1:]...)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	stdout, stderr, runErr := execClient(client, env)
 	steps := map[string]map[string]any{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var s map[string]any
