@@ -219,7 +219,9 @@ func checkClientSteps(t *testing.T, client scriptingClient, env map[string]strin
 	}
 
 	// ack-1 is NACKed on first delivery and must come back redelivered;
-	// ack-2 is ACKed once.
+	// ack-2 is ACKed once. The requeued ack-1 may overtake ack-2 when the
+	// NACK reaches the broker before ack-2 was published (AMQP keeps no
+	// order across a requeue), so only the first delivery's place is fixed.
 	var got []string
 	for _, d := range steps["ack"].Deliveries {
 		got = append(got, d["body"]+" redelivered="+d["redelivered"])
@@ -229,8 +231,10 @@ func checkClientSteps(t *testing.T, client scriptingClient, env map[string]strin
 		"ack-2 " + tag + " redelivered=false",
 		"ack-1 " + tag + " redelivered=true",
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("client-individual deliveries\n got %q\nwant %q", got, want)
+	if len(got) != len(want) || got[0] != want[0] {
+		t.Errorf("client-individual deliveries\n got %q\nwant %q (the last two in either order)", got, want)
+	} else {
+		sameSet(t, "client-individual deliveries after the first", got[1:], want[1:]...)
 	}
 }
 
