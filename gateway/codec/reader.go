@@ -11,7 +11,7 @@ import (
 
 // readBufferSize is the size of the Reader's bufio.Reader. Lines longer
 // than this are assembled in Reader.line, bounded by the line limit.
-const readBufferSize = 8 << 10
+const readBufferSize = 4 << 10
 
 // eagerBodyBytes is the largest counted body allocated in one piece before
 // its bytes arrive. Above it the body grows as bytes arrive (up to the
