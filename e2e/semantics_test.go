@@ -101,12 +101,7 @@ func TestTransactionCommit(t *testing.T) {
 	in, out := n.queue("in"), n.queue("out")
 	ac := amqpConn(t)
 	ch := amqpChannel(t)
-	if _, err := ch.QueueDeclare(in, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare: %v", err)
-	}
-	if err := ch.Publish("", in, false, false, amqp.Publishing{Body: []byte("to ack")}); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
+	queueHolding(t, ch, in, "to ack")
 
 	c := connectRaw(t, addr, "1.2")
 	send(t, c, "SUBSCRIBE\nid:in\ndestination:/queue/"+in+"\nack:client-individual\n\n\x00")
@@ -148,6 +143,18 @@ func TestTransactionCommit(t *testing.T) {
 	expectMessages(t, ac, in, 0)
 }
 
+// queueHolding declares a durable queue, as /queue/<name> does, holding
+// one message with body.
+func queueHolding(t *testing.T, ch *amqp.Channel, name, body string) {
+	t.Helper()
+	if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	if err := ch.Publish("", name, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
 // TestTransactionAbortAndSessionEnd: ABORT discards SENDs and ACKs, and so
 // does the end of the session for open transactions (semantics 12, 15).
 func TestTransactionAbortAndSessionEnd(t *testing.T) {
@@ -157,12 +164,7 @@ func TestTransactionAbortAndSessionEnd(t *testing.T) {
 	in, out := n.queue("in"), n.queue("out")
 	ac := amqpConn(t)
 	ch := amqpChannel(t)
-	if _, err := ch.QueueDeclare(in, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare: %v", err)
-	}
-	if err := ch.Publish("", in, false, false, amqp.Publishing{Body: []byte("to ack")}); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
+	queueHolding(t, ch, in, "to ack")
 
 	c := connectRaw(t, addr, "1.2")
 	send(t, c, "SUBSCRIBE\nid:in\ndestination:/queue/"+in+"\nack:client\n\n\x00")
