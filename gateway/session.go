@@ -342,8 +342,8 @@ func (s *session) connect() error {
 	connected.Headers.Add("session", s.id)
 	connected.Headers.Add("heart-beat", fmt.Sprintf("%d,%d", sendInterval.Milliseconds(), recvInterval.Milliseconds()))
 	connected.Headers.Add("version", version.String())
-	s.obs.FrameOut(codec.CmdConnected)
-	s.out.appendFrame(connected, codec.VersionNone, s.cfg.STOMP.TrailingLF, nil)
+	// The codec never escapes CONNECTED (STOMP 1.2), whatever the version.
+	s.queueFrame(connected, nil)
 
 	w := &writer{conn: s.conn, out: s.out, sendInterval: sendInterval, writeTimeout: s.cfg.Flow.WriteTimeout, stop: s.killCh}
 	s.writerErr = make(chan error, 1)
