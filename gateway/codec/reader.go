@@ -9,9 +9,17 @@ import (
 	"unicode/utf8"
 )
 
-// readBufferSize is the size of the Reader's bufio.Reader. Lines longer
-// than this are assembled in Reader.line, bounded by the line limit.
-const readBufferSize = 4 << 10
+// The Reader's bufio.Reader starts at minReadBufferSize, enough for a
+// CONNECT, a SUBSCRIBE and heart-beats, so an idle session holds little.
+// When a read fills the buffer (the client streams), the next frame that
+// starts with nothing buffered gets one twice the size, up to
+// maxReadBufferSize (nats-server sizes its read buffer the same way). Lines
+// longer than the buffer are assembled in Reader.line, bounded by the line
+// limit; large bodies are read past the buffer.
+const (
+	minReadBufferSize = 1 << 10
+	maxReadBufferSize = 8 << 10
+)
 
 // eagerBodyBytes is the largest counted body allocated in one piece before
 // its bytes arrive. Above it the body grows as bytes arrive (up to the
@@ -32,6 +40,8 @@ const retainedHeaderBytes = 64 << 10
 // called again.
 type Reader struct {
 	br      *bufio.Reader
+	src     fillReporter // what br reads from
+	bufSize int          // br's size
 	lim     Limits
 	version Version
 	err     error // sticky error, see the type comment
@@ -49,7 +59,46 @@ type headerSpan struct{ nameEnd, valueEnd int }
 // (unset fields take their defaults). Frames are read as VersionNone until
 // SetVersion.
 func NewReader(r io.Reader, lim Limits) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, readBufferSize), lim: lim.withDefaults()}
+	rd := &Reader{src: fillReporter{r: r}, bufSize: minReadBufferSize, lim: lim.withDefaults()}
+	rd.br = bufio.NewReaderSize(&rd.src, rd.bufSize)
+	return rd
+}
+
+// fillReporter notes when a read filled all the room it was given. carry
+// holds bytes that were buffered when the buffer grew; they are read first.
+type fillReporter struct {
+	r      io.Reader
+	filled bool // sticky until the Reader grows its buffer
+	carry  []byte
+}
+
+func (f *fillReporter) Read(p []byte) (int, error) {
+	if len(f.carry) > 0 {
+		n := copy(p, f.carry)
+		f.carry = f.carry[n:]
+		return n, nil
+	}
+	n, err := f.r.Read(p)
+	if n > 0 && n == len(p) {
+		f.filled = true
+	}
+	return n, err
+}
+
+// growBuffer doubles the read buffer, up to maxReadBufferSize, once a read
+// has filled it. Called between frames; bytes still buffered move to the
+// new buffer through carry.
+func (r *Reader) growBuffer() {
+	if !r.src.filled || r.bufSize >= maxReadBufferSize {
+		return
+	}
+	r.src.filled = false
+	if n := r.br.Buffered(); n > 0 {
+		rest, _ := r.br.Peek(n)
+		r.src.carry = append(r.src.carry[:0:0], rest...)
+	}
+	r.bufSize *= 2
+	r.br = bufio.NewReaderSize(&r.src, r.bufSize)
 }
 
 // SetVersion sets the negotiated version, which decides header unescaping and
@@ -70,6 +119,7 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	r.growBuffer()
 	if err := r.skipBetweenFrames(); err != nil {
 		return nil, err
 	}
