@@ -88,19 +88,20 @@ func scenarios(rate int) []scenario {
 }
 
 type options struct {
-	amqpURL      string
-	plugin       string
-	rounds       int
-	duration     time.Duration
-	rate         int
-	window       int
-	windowBytes  int
-	idleSessions int
-	shared       bool
-	client       string
-	only         string
-	cpuProfile   string
-	drainTimeout time.Duration
+	amqpURL       string
+	plugin        string
+	rounds        int
+	duration      time.Duration
+	rate          int
+	window        int
+	windowBytes   int
+	idleSessions  int
+	shared        bool
+	client        string
+	only          string
+	cpuProfile    string
+	drainTimeout  time.Duration
+	variantConfig string
 }
 
 func main() {
@@ -118,7 +119,12 @@ func main() {
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "how long to wait for the last messages after publishing stops")
+	flag.StringVar(&o.variantConfig, "variant-config", "", "also run \"stompgate-b\", a second gateway configured by this YAML file, in the same alternation (A/B of a setting)")
+	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile with the idle sessions open to FILE.<system> (idle scenario)")
 	flag.Parse()
+	if memProfile != "" {
+		runtime.MemProfileRate = 64 // fine-grained: idle sessions are small
+	}
 	if o.client != "raw" && o.client != "gostomp" {
 		fmt.Fprintln(os.Stderr, "bench: -stomp-client must be raw or gostomp")
 		os.Exit(2)
@@ -151,8 +157,10 @@ type roundResult struct {
 	MemPerSession  float64 // bytes: Go heap+stacks of this process
 	RSSPerSession  float64 // bytes: RSS of this process
 	BrokerPerSess  float64 // bytes: broker RSS
-	Check          deliveryCheck
-	Err            error
+	// GoroutinesPerSess: goroutines of this process per idle session
+	GoroutinesPerSess float64
+	Check             deliveryCheck
+	Err               error
 	// Unavailable: the server was not listening when the round began (the
 	// plugin can be disabled by someone else mid-run); the round is left
 	// out and does not fail the run.
@@ -168,7 +176,7 @@ func (r roundResult) headline(sc scenario, systemName string) float64 {
 	switch {
 	case !r.ok():
 		return math.NaN()
-	case sc.Idle && systemName == "stompgate":
+	case sc.Idle && strings.HasPrefix(systemName, "stompgate"):
 		return r.MemPerSession
 	case sc.Idle:
 		return r.BrokerPerSess
@@ -190,7 +198,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}
 	defer func() { _ = adm.close() }()
 
-	srv, served, err := startGateway(o)
+	srv, served, err := startGateway(o, "")
 	if err != nil {
 		return false, err
 	}
@@ -202,6 +210,21 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}()
 
 	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: srv.Addr().String(), client: o.client}}
+	if o.variantConfig != "" {
+		// A/B of a gateway setting: a second in-process gateway with the
+		// configuration from -variant-config, in the same alternation.
+		vsrv, vserved, err := startGateway(o, o.variantConfig)
+		if err != nil {
+			return false, err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = vsrv.Shutdown(ctx)
+			<-vserved
+		}()
+		systems = append(systems, stompSystem{name: "stompgate-b", addr: vsrv.Addr().String(), client: o.client})
+	}
 	if o.plugin != "" {
 		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
 	}
@@ -313,8 +336,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func startGateway(o options) (*gateway.Server, chan error, error) {
+// startGateway starts an in-process gateway with the default configuration,
+// or the one in configPath (as `stompgate --config`), on 127.0.0.1:0.
+func startGateway(o options, configPath string) (*gateway.Server, chan error, error) {
 	cfg := gateway.DefaultConfig()
+	if configPath != "" {
+		var err error
+		if cfg, err = gateway.LoadConfig(configPath); err != nil {
+			return nil, nil, err
+		}
+	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = o.amqpURL
 	cfg.AMQP.SharedConnections = o.shared
@@ -334,6 +365,21 @@ func startGateway(o options) (*gateway.Server, chan error, error) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	return srv, served, nil
+}
+
+// memProfile is -memprofile: set once by main before any round runs.
+var memProfile string
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memprofile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memprofile:", err)
+	}
 }
 
 func startProfile(path string, progress io.Writer) func() {
@@ -553,6 +599,7 @@ func produce(p producer, pi uint64, sc scenario, deadline time.Time, credit chan
 
 func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 	heap0, rss0, broker0 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+	goroutines0 := runtime.NumGoroutine()
 	sessions := make([]io.Closer, n)
 	var firstErr errorCell
 	var wg sync.WaitGroup
@@ -582,7 +629,11 @@ func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 		res.MemPerSession = float64(heap1-heap0) / float64(n)
 		res.RSSPerSession = float64(rss1-rss0) / float64(n)
 		res.BrokerPerSess = float64(broker1-broker0) / float64(n)
+		res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
 		res.Received = uint64(n)
+		if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
+			writeHeapProfile(memProfile + "." + sys.Name())
+		}
 	}
 	for _, s := range sessions {
 		if s != nil {

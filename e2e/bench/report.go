@@ -127,7 +127,11 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 		o.rounds, o.duration, o.client, o.window, o.windowBytes>>20)
 	fmt.Fprintf(out, "Medians over rounds; ratios are stompgate (or plugin) median / AMQP median from this run. Machine noise: see min–max in the details.\n\n")
 
-	hasPlugin := len(systems) > 2
+	hasPlugin, hasVariant := false, false
+	for _, sys := range systems {
+		hasPlugin = hasPlugin || sys.Name() == "plugin"
+		hasVariant = hasVariant || sys.Name() == "stompgate-b"
+	}
 	fmt.Fprintln(out, "| scenario | AMQP | stompgate | ratio | plugin | ratio | target |")
 	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, sc := range selected {
@@ -149,6 +153,24 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 			ratioStr(sc, sgRatio), verdict(sc, sgRatio, sg), plugin, pluginRatio, sc.Target)
 	}
 	fmt.Fprintln(out)
+	if hasVariant {
+		fmt.Fprintf(out, "A/B: stompgate-b runs with %s.\n\n", o.variantConfig)
+		fmt.Fprintln(out, "| scenario | stompgate | stompgate-b | b / stompgate | b / AMQP |")
+		fmt.Fprintln(out, "| --- | --- | --- | --- | --- |")
+		for _, sc := range selected {
+			byName := results[sc.Key]
+			head := func(name string) float64 {
+				return medianOf(byName[name], func(r roundResult) float64 { return r.headline(sc, name) })
+			}
+			sg, b := head("stompgate"), head("stompgate-b")
+			baseRatio := "–"
+			if !sc.Idle {
+				baseRatio = ratioStr(sc, b/head("AMQP"))
+			}
+			fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s |\n", sc.Title, headlineStr(sc, sg), headlineStr(sc, b), b/sg, baseRatio)
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintln(out, "Latency row: p99 of (receive time − send time) over all messages of a round at a fixed rate. Memory row: AMQP and plugin = broker RSS growth per session; stompgate = this process's Go heap+stacks growth per session (the gateway).")
 	fmt.Fprintln(out)
 
@@ -162,9 +184,10 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 			delivery := deliverySummary(rs)
 			if sc.Idle {
 				delivery = strings.Replace(delivery, "exactly once", "all sessions subscribed", 1)
-				fmt.Fprintf(out, "| %s | %s | heap %s, RSS %s /session | – | – | broker RSS %s /session | %s |\n", sc.Key, sys.Name(),
+				fmt.Fprintf(out, "| %s | %s | heap %s, RSS %s, %.1f goroutines /session | – | – | broker RSS %s /session | %s |\n", sc.Key, sys.Name(),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.MemPerSession })),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.RSSPerSession })),
+					medianOf(rs, func(r roundResult) float64 { return r.GoroutinesPerSess }),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.BrokerPerSess })), delivery)
 				continue
 			}
