@@ -67,7 +67,34 @@ type brokerLogin struct {
 type brokerDialer func(ctx context.Context, login brokerLogin) (brokerConn, error)
 
 // amqpConn adapts *amqp.Connection to brokerConn.
-type amqpConn struct{ *amqp.Connection }
+type amqpConn struct {
+	*amqp.Connection
+	wire *coalescingConn // the socket under amqp091-go (under TLS when amqps)
+}
+
+// writeHolder is implemented by broker connections whose socket writes a
+// session loop can hold back across consecutive publishes (coalescingConn).
+type writeHolder interface {
+	holdWrites()
+	releaseWrites()
+	flushHeld()
+}
+
+// brokerWriteHolder returns b's writeHolder, or nil: for a shared
+// connection that of its pooled connection.
+func brokerWriteHolder(b brokerConn) writeHolder {
+	switch c := b.(type) {
+	case writeHolder:
+		return c
+	case interface{ writeHolder() writeHolder }:
+		return c.writeHolder()
+	}
+	return nil
+}
+
+func (c amqpConn) holdWrites()    { c.wire.holdWrites() }
+func (c amqpConn) releaseWrites() { c.wire.releaseWrites() }
+func (c amqpConn) flushHeld()     { c.wire.flushHeld() }
 
 func (c amqpConn) Channel() (brokerChannel, error) {
 	ch, err := c.Connection.Channel()
@@ -161,6 +188,7 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 		deadline = d
 	}
 	timeout := time.Until(deadline)
+	var wire *coalescingConn // set by Dial, which DialConfig calls once
 	config := amqp.Config{
 		SASL:      []amqp.Authentication{&amqp.PlainAuth{Username: login.Login, Password: login.Passcode}},
 		Vhost:     login.VHost,
@@ -179,7 +207,8 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 			if err != nil {
 				return nil, err
 			}
-			return closeOnReadErrorConn{newCoalescingConn(conn)}, nil
+			wire = newCoalescingConn(conn)
+			return closeOnReadErrorConn{wire}, nil
 		},
 	}
 	if tlsConfig != nil && strings.HasPrefix(brokerURL, "amqps://") {
@@ -193,7 +222,7 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 	if err != nil {
 		return nil, classifyDialError(err)
 	}
-	return amqpConn{conn}, nil
+	return amqpConn{Connection: conn, wire: wire}, nil
 }
 
 // Errors of a failed AMQP dial, turned into ERROR frames by the session

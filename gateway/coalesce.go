@@ -18,23 +18,37 @@ import (
 // A write error is sticky: every later Write returns it and the socket is
 // closed, which also ends amqp091-go's reader.
 //
+// Held writes: a session loop that has more client frames waiting brackets
+// its publish with holdWrites/releaseWrites; the publish's bytes are then
+// appended to pending without a syscall ("lingering"), so consecutive SENDs
+// share one write. The loop calls flushHeld before it waits for anything
+// (session.flushBrokerWrites), so lingering bytes never wait for an event
+// that needs them; any write made outside a hold, and heldLimit bytes,
+// flush them too.
+//
 // Concurrency: Write is called by amqp091-go (under its send lock) from the
 // session loop, the writer (acks) and the heartbeater; mu orders them and
 // writing makes sure one goroutine at a time writes to the socket.
 type coalescingConn struct {
 	net.Conn
 
-	mu      sync.Mutex
-	cond    *sync.Cond // signalled when data arrives, a write ends, or the conn ends
-	pending []byte
-	spare   []byte
-	writing bool // a goroutine is writing to the socket
-	err     error
-	closed  bool
+	mu        sync.Mutex
+	cond      *sync.Cond // signalled when data arrives, a write ends, or the conn ends
+	pending   []byte
+	spare     []byte
+	writing   bool // a goroutine is writing to the socket
+	holds     int  // publishes in progress between holdWrites and releaseWrites
+	lingering bool // pending holds held writes that only flushHeld or a later write sends
+	err       error
+	closed    bool
 }
 
 // coalesceLimit bounds the bytes waiting for the flusher.
 const coalesceLimit = 256 << 10
+
+// heldLimit bounds the bytes held back by holdWrites; beyond it they are
+// written as if not held.
+const heldLimit = 32 << 10
 
 func newCoalescingConn(conn net.Conn) *coalescingConn {
 	c := &coalescingConn{Conn: conn}
@@ -55,6 +69,13 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	if c.holds > 0 && len(c.pending)+len(p) <= heldLimit && (c.lingering || len(c.pending) == 0) {
+		// Held: the holder's flushHeld (or the next write) sends it.
+		c.pending = append(c.pending, p...)
+		c.lingering = true
+		return len(p), nil
+	}
+	c.lingering = false
 	if !c.writing && len(c.pending) == 0 {
 		// Nothing in flight: write directly, without a copy or a hand-off.
 		c.writing = true
@@ -88,7 +109,7 @@ func (c *coalescingConn) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for (len(c.pending) == 0 || c.writing) && !c.closed && c.err == nil {
+		for (len(c.pending) == 0 || c.writing || c.lingering) && !c.closed && c.err == nil {
 			c.cond.Wait()
 		}
 		if c.err != nil || len(c.pending) == 0 {
@@ -114,6 +135,53 @@ func (c *coalescingConn) flush() {
 			c.fail(err)
 			return
 		}
+	}
+}
+
+// holdWrites starts a hold: until releaseWrites, writes are held back (up
+// to heldLimit bytes). Called by the session loop around a publish.
+func (c *coalescingConn) holdWrites() {
+	c.mu.Lock()
+	c.holds++
+	c.mu.Unlock()
+}
+
+// releaseWrites ends a hold; what it held lingers until flushHeld or the
+// next write outside a hold.
+func (c *coalescingConn) releaseWrites() {
+	c.mu.Lock()
+	c.holds--
+	c.mu.Unlock()
+}
+
+// flushHeld writes lingering bytes now: directly, on the caller's
+// goroutine, when no write is in flight (as an unheld write would have),
+// else through the flusher.
+func (c *coalescingConn) flushHeld() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.lingering {
+		return
+	}
+	c.lingering = false
+	if c.writing || c.err != nil || c.closed {
+		c.cond.Broadcast()
+		return
+	}
+	batch := c.pending
+	c.pending = c.spare[:0]
+	c.spare = nil
+	c.writing = true
+	c.mu.Unlock()
+	_, err := c.Conn.Write(batch)
+	c.mu.Lock()
+	c.writing = false
+	if cap(batch) <= coalesceLimit {
+		c.spare = batch
+	}
+	c.cond.Broadcast()
+	if err != nil {
+		c.fail(err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,4 +165,83 @@ func TestCoalescingConnCloseUnblocksAStalledWrite(t *testing.T) {
 		t.Errorf("write after Close: %v, want an error", err)
 	}
 	_ = server.Close()
+}
+
+// recordingConn records each Write as one socket write.
+type recordingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []string
+}
+
+func (r *recordingConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func (r *recordingConn) Close() error { return nil }
+
+func (r *recordingConn) written() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.writes...)
+}
+
+func TestCoalescingConnHeldWritesShareOneWrite(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	rec := &recordingConn{}
+	c := newCoalescingConn(rec)
+	defer c.Close()
+	for _, p := range []string{"a", "b", "c"} {
+		c.holdWrites()
+		if _, err := c.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+		c.releaseWrites()
+	}
+	time.Sleep(quietPeriod) // the absence of a write: nothing to poll for
+	if got := rec.written(); len(got) != 0 {
+		t.Fatalf("held writes reached the socket before flushHeld: %q", got)
+	}
+	c.flushHeld()
+	if got := rec.written(); len(got) != 1 || got[0] != "abc" {
+		t.Fatalf("socket writes %q, want one write \"abc\"", got)
+	}
+	c.flushHeld() // nothing lingers: no empty write
+	if got := rec.written(); len(got) != 1 {
+		t.Fatalf("socket writes %q after a second flushHeld", got)
+	}
+}
+
+func TestCoalescingConnUnheldWriteTakesHeldBytesAlong(t *testing.T) {
+	// An ack or heart-beat written outside a hold must not wait for the
+	// holder's flush, and must not overtake the held bytes.
+	defer goleak.VerifyNone(t)
+	rec := &recordingConn{}
+	c := newCoalescingConn(rec)
+	defer c.Close()
+	c.holdWrites()
+	_, _ = c.Write([]byte("publish;"))
+	c.releaseWrites()
+	_, _ = c.Write([]byte("ack;"))
+	eventually(t, "the held bytes and the ack written", func() bool {
+		return strings.Join(rec.written(), "") == "publish;ack;"
+	})
+}
+
+func TestCoalescingConnHoldIsBounded(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	rec := &recordingConn{}
+	c := newCoalescingConn(rec)
+	defer c.Close()
+	chunk := bytes.Repeat([]byte("x"), heldLimit/2+1)
+	c.holdWrites()
+	_, _ = c.Write(chunk)
+	_, _ = c.Write(chunk) // beyond heldLimit: written without flushHeld
+	c.releaseWrites()
+	eventually(t, "heldLimit bytes written without flushHeld", func() bool {
+		return len(strings.Join(rec.written(), "")) == 2*len(chunk)
+	})
 }

@@ -202,6 +202,9 @@ type FlowConfig struct {
 	MaxOutboundBytes int64 `yaml:"max_outbound_bytes"`
 	// WriteTimeout ends a session whose socket writes make no progress.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// BatchPublishes lets consecutive SENDs that are already waiting share
+	// one socket write to the broker (session.flushBrokerWrites).
+	BatchPublishes bool `yaml:"batch_publishes"`
 }
 
 // TransactionsConfig bounds gateway-side transaction buffers (semantics 12).
@@ -269,6 +272,7 @@ func DefaultConfig() Config {
 			MaxUnconfirmed:   1000,
 			MaxOutboundBytes: 8 << 20,
 			WriteTimeout:     30 * time.Second,
+			BatchPublishes:   true,
 		},
 		Transactions: TransactionsConfig{
 			MaxOpen:    16,

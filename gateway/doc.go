@@ -25,9 +25,15 @@
 //     frames queued by the loop in the outbound buffer, in batches, plus
 //     heart-beat LFs when idle. It acknowledges ack:auto deliveries once
 //     their MESSAGE is written (semantics 10.3).
-//   - One forwarder goroutine per subscription (session.forward) hands that
-//     subscription's deliveries and its cancel and close notifications to
-//     the loop. Every amqp091-go Notify channel is buffered and drained.
+//   - The loop reads the deliveries of the session's first subscription
+//     (session.direct) from amqp091-go itself; each further subscription
+//     gets a forwarder goroutine (session.forward) that hands its
+//     deliveries to the loop. When amqp091-go closes a delivery channel,
+//     its subscription's cancel and close notifications (buffered, sent
+//     before the close) say why (subscription.endEvent).
+//   - While more client frames wait, the loop holds the socket writes of
+//     its publishes so that consecutive SENDs share one (coalescingConn);
+//     it flushes them before it waits for anything (flushBrokerWrites).
 //
 // Queues and their policies when full: the outbound buffer is capped at
 // flow.max_outbound_bytes (one frame always fits); while it is full the

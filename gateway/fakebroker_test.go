@@ -637,19 +637,20 @@ func (ch *fakeChannel) pendingDeliveries(consumerTag string) int {
 	return 0
 }
 
-// serverCancel is a basic.cancel from the broker (queue deleted): the
-// consumer's delivery channel closes and NotifyCancel listeners get the tag.
+// serverCancel is a basic.cancel from the broker (queue deleted): as in
+// amqp091-go, NotifyCancel listeners get the tag, then the consumer's
+// delivery channel closes.
 func (ch *fakeChannel) serverCancel(consumerTag string) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if c, ok := ch.consumers[consumerTag]; ok {
-		delete(ch.consumers, consumerTag)
-		close(c.deliveries)
-	}
 	for _, l := range ch.cancels {
 		select {
 		case l <- consumerTag:
 		default:
 		}
+	}
+	if c, ok := ch.consumers[consumerTag]; ok {
+		delete(ch.consumers, consumerTag)
+		close(c.deliveries)
 	}
 }

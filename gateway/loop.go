@@ -26,8 +26,17 @@ func (s *session) loop() error {
 			inbound = s.inbound
 		}
 		var deliveries <-chan subDelivery
+		var direct <-chan amqp.Delivery
 		if !s.out.full() {
 			deliveries = s.deliveries
+			if s.direct != nil {
+				direct = s.direct.deliveries
+			}
+		}
+		// Held publishes go out before the loop can block: unless a client
+		// frame is ready (inbound is nil, len 0, while reading pauses).
+		if s.heldPublishes > 0 && (len(inbound) == 0 || s.heldPublishes >= maxHeldPublishes) {
+			s.flushBrokerWrites()
 		}
 		select {
 		case item := <-inbound:
@@ -44,6 +53,16 @@ func (s *session) loop() error {
 				}
 				return err
 			}
+		case d, ok := <-direct:
+			sub := s.direct
+			if !ok {
+				s.direct = nil
+				if err := s.handleSubEvent(sub.endEvent()); err != nil {
+					return err
+				}
+				continue
+			}
+			s.deliver(subDelivery{sub: sub, d: d})
 		case d := <-deliveries:
 			s.deliver(d)
 		case ev := <-s.subEvents:
@@ -198,6 +217,7 @@ func (s *session) awaitConfirms(timeout time.Duration) error {
 	if s.unconfirmed == 0 {
 		return nil
 	}
+	s.flushBrokerWrites()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for s.unconfirmed > 0 {

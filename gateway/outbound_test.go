@@ -136,12 +136,11 @@ func TestWriterQueueFullStopsTakingDeliveries(t *testing.T) {
 	for i := range pushed {
 		ch.deliver(t, "T_0", fmt.Sprintf("%03d%s", i, body))
 	}
-	// The forwarder's hand-over buffer (8) fills first.
-	eventually(t, "the session took some deliveries", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 8 })
+	// The loop reads the first subscription's deliveries itself: it takes
+	// what fits 1 KiB plus the batch the writer is stuck on.
+	eventually(t, "the session took some deliveries", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 4 })
 	h.expectNothingRead()
-	// 8 buffered + 1 held by the forwarder + what fits 1 KiB + the batch
-	// the writer is stuck on.
-	if taken := pushed - ch.pendingDeliveries("T_0"); taken > 24 {
+	if taken := pushed - ch.pendingDeliveries("T_0"); taken > 12 {
 		t.Fatalf("the session took %d deliveries while its writer queue was full", taken)
 	}
 	if got := ch.callsOf("Ack"); len(got) != 0 {
@@ -254,17 +253,20 @@ func TestPanicWithBlockedForwarderReleasesGoroutines(t *testing.T) {
 	// The recover in session.run must stop every goroutine of the session,
 	// including a forwarder blocked handing over a delivery while the
 	// writer queue is full. The harness's goleak check fails otherwise.
+	// The second subscription has the forwarder (the loop reads the
+	// first's deliveries itself).
 	cfg := testConfig()
 	cfg.Flow.MaxOutboundBytes = 256
 	b := newFakeBroker()
 	h := connected(t, pipePair, cfg, b, "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := b.conn(t, 0).channel(t, 1)
+	h.subscribe("1", "/queue/b")
+	ch := b.conn(t, 0).channel(t, 2)
 	const pushed = 200
 	for i := range pushed {
-		ch.deliver(t, "T_0", fmt.Sprintf("message %03d with some padding to fill the queue", i))
+		ch.deliver(t, "T_1", fmt.Sprintf("message %03d with some padding to fill the queue", i))
 	}
-	eventually(t, "the forwarder blocked", func() bool { return pushed-ch.pendingDeliveries("T_0") >= 10 })
+	eventually(t, "the forwarder blocked", func() bool { return pushed-ch.pendingDeliveries("T_1") >= 10 })
 	b.setHook(func(_ *fakeChannel, method string) error {
 		if method == "Publish" {
 			panic("fake broker bug")

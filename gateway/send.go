@@ -110,9 +110,21 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 		return s.publishUnconfirmed(exchange, key, msg, receipt, commitReceipt)
 	}
 	seq := s.pub.GetNextPublishSeqNo()
+	// More client frames are already waiting: hold this publish's socket
+	// write so that the next publishes share it; the loop flushes before
+	// it waits (flushBrokerWrites).
+	held := s.wires != nil && s.cfg.Flow.BatchPublishes && len(s.inbound) > 0
+	if held {
+		s.wires.holdWrites()
+		s.heldPublishes++
+	}
 	// mandatory=false: unroutable messages are dropped yet confirmed, as
 	// with the plugin (semantics 7).
-	if err := s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg); err != nil {
+	err := s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg)
+	if held {
+		s.wires.releaseWrites()
+	}
+	if err != nil {
 		return s.channelError(err)
 	}
 	s.unconfirmed++
@@ -121,6 +133,23 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt, arrived: time.Now()})
 	}
 	return nil
+}
+
+// maxHeldPublishes bounds how many publishes wait in a held socket write
+// (with heldLimit bytes); at the bound the loop flushes even though more
+// frames wait, so a steady stream of SENDs still reaches the broker in
+// batches of this size.
+const maxHeldPublishes = 16
+
+// flushBrokerWrites writes what publishes held back. Only called from the
+// session loop: before it waits for anything, when no client frame is
+// waiting, or when maxHeldPublishes are held.
+func (s *session) flushBrokerWrites() {
+	if s.heldPublishes == 0 {
+		return
+	}
+	s.heldPublishes = 0
+	s.wires.flushHeld()
 }
 
 // publishUnconfirmed publishes on a broker without publisher confirms

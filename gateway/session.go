@@ -61,6 +61,7 @@ type session struct {
 	out        *outbound
 	broker     brokerConn
 	pub        brokerChannel
+	wires      writeHolder // the broker socket's held writes; nil for fakes
 	confirms   chan amqp.Confirmation
 	pubClose   chan *amqp.Error
 	connClose  chan *amqp.Error
@@ -70,13 +71,16 @@ type session struct {
 	writerDone chan struct{}
 	readerDone chan struct{} // closed when the reader goroutine returns
 
-	inbound    chan inboundItem // reader → loop
-	deliveries chan subDelivery // forwarders → loop; gated by the writer queue
-	subEvents  chan subEvent    // forwarders → loop; never gated
-	wg         sync.WaitGroup   // reader and forwarders
+	inbound chan inboundItem // reader → loop
+	// deliveries and subEvents: forwarders → loop, made with the first
+	// forwarder. deliveries is gated by the writer queue, subEvents never.
+	deliveries chan subDelivery
+	subEvents  chan subEvent
+	wg         sync.WaitGroup // reader and forwarders
 
 	// ---- owned by the session loop ----
 	subs        map[string]*subscription // by consumer tag
+	direct      *subscription            // the one whose deliveries the loop reads itself
 	retiredTags map[string]struct{}      // tags of ended subscriptions (10.2 step 3)
 	declared    map[string]struct{}      // /queue names declared in this session
 	tempQueues  map[string]string        // temp-queue id → broker queue name
@@ -92,6 +96,8 @@ type session struct {
 	messageSeq  uint64 // last session-wide message number (message-id)
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
+	// publishes since the last flushBrokerWrites whose socket write was held
+	heldPublishes int
 }
 
 // inboundItem is one decoded frame, or the error that ended reading.
@@ -299,6 +305,7 @@ func (s *session) connect() error {
 		}
 	}
 	s.broker = broker
+	s.wires = brokerWriteHolder(broker)
 	s.obs.BrokerConnection("open")
 	s.profile = selectProfile(s.cfg.AMQP.Profile, broker.ServerProperties())
 	s.obs.BrokerProfile(s.profile.Name())
@@ -331,8 +338,6 @@ func (s *session) connect() error {
 	s.tempQueues = make(map[string]string)
 	s.txs = make(map[string]*transaction)
 	s.inbound = make(chan inboundItem, 16)
-	s.deliveries = make(chan subDelivery, 8)
-	s.subEvents = make(chan subEvent, 16)
 
 	s.out = newOutbound(s.cfg.Flow.MaxOutboundBytes)
 	connected := &codec.Frame{Command: codec.CmdConnected}

@@ -283,6 +283,13 @@ func (sc *sharedConn) notifyBlocked(b amqp.Blocking) {
 	}
 }
 
+// writeHolder of the pooled connection, nil if it has none: sessions on
+// one connection share its held bytes, and any of their loops flushes them.
+func (sc *sharedConn) writeHolder() writeHolder {
+	wh, _ := sc.pc.real.(writeHolder)
+	return wh
+}
+
 func (sc *sharedConn) FrameMax() int                { return sc.pc.real.FrameMax() }
 func (sc *sharedConn) ServerProperties() amqp.Table { return sc.pc.real.ServerProperties() }
 

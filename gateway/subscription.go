@@ -14,7 +14,7 @@ import (
 // subscription is one SUBSCRIBE (or temp-queue consumer) and its own AMQP
 // channel, so prefetch, cumulative acks and delivery tags are per
 // subscription (semantics 1). Owned by the session loop; its forwarder
-// goroutine only reads ch's notification channels.
+// goroutine, if it has one, only reads deliveries, cancels and closes.
 type subscription struct {
 	tag   string // consumer tag: T_<id> or Q_<destination>
 	id    string // the SUBSCRIBE id (or destination when id-less)
@@ -25,6 +25,11 @@ type subscription struct {
 	prefetch int
 	ch       brokerChannel
 	queue    string // the queue consumed
+	// deliveries, cancels and closes are amqp091-go's channels for this
+	// consumer, read by the loop (direct subscription) or its forwarder.
+	deliveries <-chan amqp.Delivery
+	cancels    <-chan string
+	closes     <-chan *amqp.Error
 	// durable is a durable /topic or /exchange subscription.
 	durable bool
 	temp    bool // a temp-queue reply consumer (semantics 9)
@@ -146,68 +151,88 @@ func (s *session) cleanUpSubscriptionQueue(plan mapping.SubscriptionPlan) {
 }
 
 // startConsumer sets qos, starts basic.consume (no_ack=false always,
-// semantics 10.3), registers sub and starts its forwarder.
+// semantics 10.3) and registers sub. The session's first subscription is
+// the loop's direct subscription: the loop takes its deliveries from
+// amqp091-go itself, without a goroutine or a hand-off. Later ones, while
+// it lives, get a forwarder goroutine each.
 func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table) error {
 	if err := sub.ch.Qos(prefetch, 0, false); err != nil {
 		return err
 	}
 	sub.prefetch = prefetch
-	cancels := sub.ch.NotifyCancel(make(chan string, 1))
-	closes := sub.ch.NotifyClose(make(chan *amqp.Error, 1))
+	sub.cancels = sub.ch.NotifyCancel(make(chan string, 1))
+	sub.closes = sub.ch.NotifyClose(make(chan *amqp.Error, 1))
 	deliveries, err := sub.ch.Consume(sub.queue, sub.tag, false, false, false, false, args)
 	if err != nil {
 		return err
 	}
+	sub.deliveries = deliveries
 	sub.firstSeq = s.messageSeq + 1
 	s.subs[sub.tag] = sub
 	delete(s.retiredTags, sub.tag)
+	if s.direct == nil {
+		s.direct = sub
+		return nil
+	}
+	if s.deliveries == nil {
+		s.deliveries = make(chan subDelivery, 8)
+		s.subEvents = make(chan subEvent, 4)
+	}
 	s.wg.Add(1)
-	go s.forward(sub, deliveries, cancels, closes)
+	go s.forward(sub)
 	return nil
 }
 
-// forward hands sub's deliveries and notifications to the session loop.
-// It blocks while the loop takes no deliveries (writer queue full), so
-// they stay in amqp091-go's consumer buffer, bounded by prefetch.
-// Runs in its own goroutine, one per subscription.
-func (s *session) forward(sub *subscription, deliveries <-chan amqp.Delivery, cancels <-chan string, closes <-chan *amqp.Error) {
+// forward hands sub's deliveries to the session loop and, when
+// amqp091-go closes them, why (endEvent). It blocks while the loop takes
+// no deliveries (writer queue full), so they stay in amqp091-go's consumer
+// buffer, bounded by prefetch. Runs in its own goroutine, one per
+// subscription other than the direct one.
+func (s *session) forward(sub *subscription) {
 	defer s.wg.Done()
 	defer s.recoverGoroutine("forwarder")
 	for {
 		select {
-		case d, ok := <-deliveries:
+		case d, ok := <-sub.deliveries:
 			if !ok {
-				deliveries = nil
-				continue
+				select {
+				case s.subEvents <- sub.endEvent():
+				case <-s.done:
+				}
+				return
 			}
 			select {
 			case s.deliveries <- subDelivery{sub: sub, d: d}:
 			case <-s.done:
 				return
 			}
-		case _, ok := <-cancels:
-			if !ok {
-				cancels = nil
-				continue
-			}
-			select {
-			case s.subEvents <- subEvent{sub: sub, serverCancel: true}:
-			case <-s.done:
-				return
-			}
-		case e, ok := <-closes:
-			if !ok {
-				e = nil
-			}
-			select {
-			case s.subEvents <- subEvent{sub: sub, closeErr: e}:
-			case <-s.done:
-			}
-			return
 		case <-s.done:
 			return
 		}
 	}
+}
+
+// endEvent says why sub's delivery channel was closed. amqp091-go sends a
+// broker's basic.cancel to NotifyCancel, and a channel's close error to
+// NotifyClose, before it closes the consumer's delivery channel; a channel
+// closed by us sends neither. Called once the delivery channel is closed.
+func (sub *subscription) endEvent() subEvent {
+	ev := subEvent{sub: sub}
+	select {
+	case e, ok := <-sub.closes:
+		if ok {
+			ev.closeErr = e
+		}
+	default:
+	}
+	if ev.closeErr == nil {
+		select {
+		case _, ok := <-sub.cancels:
+			ev.serverCancel = ok
+		default:
+		}
+	}
+	return ev
 }
 
 // handleSubEvent ends the session when the broker cancels an active
@@ -311,6 +336,9 @@ func (s *session) onUnsubscribe(f *codec.Frame) error {
 // as a slow consumer anyway.
 func (s *session) retire(sub *subscription) {
 	delete(s.subs, sub.tag)
+	if s.direct == sub {
+		s.direct = nil
+	}
 	if len(s.retiredTags) >= maxDeclaredCache {
 		clear(s.retiredTags)
 	}

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // SUBSCRIBE, UNSUBSCRIBE, MESSAGE, ACK and NACK: semantics 6, 8, 10.
@@ -420,6 +422,58 @@ func TestServerCancel(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestServerCancelOfEitherSubscription(t *testing.T) {
+	// The loop reads the first subscription's deliveries itself; later
+	// ones go through a forwarder. Both see a broker's basic.cancel after
+	// the deliveries that preceded it, and a channel closed by the broker.
+	for _, tc := range []struct {
+		name    string
+		channel int
+		tag     string
+		id      string
+	}{
+		{"direct", 1, "T_0", "0"},
+		{"forwarded", 2, "T_1", "1"},
+	} {
+		t.Run(tc.name+"/cancel", func(t *testing.T) {
+			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
+			h.subscribe("0", "/queue/a")
+			h.subscribe("1", "/queue/b")
+			ch := h.broker.conn(t, 0).channel(t, tc.channel)
+			ch.deliver(t, tc.tag, "before the cancel")
+			ch.serverCancel(tc.tag)
+			h.expectMessage("before the cancel")
+			f := h.expectError("Server cancelled subscription", //nolint:misspell // the plugin's text
+				"The server has canceled a subscription.\nNo more messages will be delivered for \"id='"+tc.id+"'\".\n")
+			if got := f.Value("subscription"); got != tc.id {
+				t.Errorf("subscription header %q, want %q", got, tc.id)
+			}
+		})
+		t.Run(tc.name+"/close", func(t *testing.T) {
+			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
+			h.subscribe("0", "/queue/a")
+			h.subscribe("1", "/queue/b")
+			h.broker.conn(t, 0).channel(t, tc.channel).closeWithError(&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - queue deleted", Server: true})
+			h.expectError("not_found", "NOT_FOUND - queue deleted")
+		})
+	}
+}
+
+func TestUnsubscribedDirectSubscriptionLeavesOthersFlowing(t *testing.T) {
+	// UNSUBSCRIBE of the loop's direct subscription closes its channel
+	// without an event; a later subscription still delivers.
+	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
+	h.subscribe("0", "/queue/a")
+	h.subscribe("1", "/queue/b")
+	h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\x00")
+	h.expectReceipt("u")
+	h.broker.conn(t, 0).channel(t, 2).deliver(t, "T_1", "still here")
+	h.expectMessage("still here")
+	h.subscribe("2", "/queue/c")
+	h.broker.conn(t, 0).channel(t, 3).deliver(t, "T_2", "and here")
+	h.expectMessage("and here")
 }
 
 func TestTempQueueReplyTo(t *testing.T) {
