@@ -45,12 +45,18 @@ const (
 // unacked at the broker and prefetch stops the flow.
 type outbound struct {
 	limit int64
+	// zeroCopy: bodies of zeroCopyMinBody bytes or more are not copied into
+	// pending but written from the delivery's own buffer (writev). Set
+	// before the writer starts, for byte-stream connections only.
+	zeroCopy bool
 
-	mu      sync.Mutex // guards the fields below
-	pending []byte
-	ends    []int // offset in pending after each frame, for messageWriter
-	acks    []autoAck
-	closed  bool // set by finish: the writer exits once pending is written
+	mu       sync.Mutex // guards the fields below
+	pending  []byte
+	ends     []int     // offset in pending after each frame, for messageWriter
+	refs     []bodyRef // zero-copy bodies, by their place in pending
+	refBytes int64     // bytes in refs
+	acks     []autoAck
+	closed   bool // set by finish: the writer exits once pending is written
 	// taken counts the batches the writer took, written those it has
 	// written (or given up on); barriers wait for a count of written.
 	taken, written uint64
@@ -65,6 +71,17 @@ type outbound struct {
 	// flushes them before it closes a subscription's channel).
 	ackQ ackQueue
 }
+
+// bodyRef is a frame body written from its own buffer: on the wire it
+// goes between pending[:at] and pending[at:].
+type bodyRef struct {
+	at   int
+	body []byte
+}
+
+// zeroCopyMinBody is the smallest body written by reference. Below it a
+// copy costs less than an extra iovec.
+const zeroCopyMinBody = 16 << 10
 
 // barrier is closed once the writer has written batch number gen.
 type barrier struct {
@@ -159,9 +176,18 @@ func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool,
 		o.mu.Unlock()
 		return
 	}
-	// Grow once for the whole frame: headers are small, bodies are not.
-	o.pending = slices.Grow(o.pending, frameSizeHint(f))
-	o.pending = codec.AppendFrame(o.pending, f, v, trailingLF)
+	if o.zeroCopy && len(f.Body) >= zeroCopyMinBody {
+		// The body stays in the delivery's buffer, which nobody changes
+		// after the loop queued it, until the writer has written it.
+		o.pending = codec.AppendFrameHead(o.pending, f, v)
+		o.refs = append(o.refs, bodyRef{at: len(o.pending), body: f.Body})
+		o.refBytes += int64(len(f.Body))
+		o.pending = codec.AppendFrameTail(o.pending, trailingLF)
+	} else {
+		// Grow once for the whole frame: headers are small, bodies are not.
+		o.pending = slices.Grow(o.pending, frameSizeHint(f))
+		o.pending = codec.AppendFrame(o.pending, f, v, trailingLF)
+	}
 	o.ends = append(o.ends, len(o.pending))
 	if ack != nil {
 		o.acks = append(o.acks, *ack)
@@ -174,7 +200,7 @@ func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool,
 func (o *outbound) full() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return int64(len(o.pending)) >= o.limit
+	return int64(len(o.pending))+o.refBytes >= o.limit
 }
 
 // finish marks the queue closed: nothing more is appended and the writer
@@ -190,6 +216,7 @@ func (o *outbound) finish() {
 type batch struct {
 	buf  []byte
 	ends []int
+	refs []bodyRef
 	acks []autoAck
 }
 
@@ -198,8 +225,9 @@ type batch struct {
 func (o *outbound) take(spare batch) (batch, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	b := batch{buf: o.pending, ends: o.ends, acks: o.acks}
-	o.pending, o.ends, o.acks = spare.buf[:0], spare.ends[:0], spare.acks[:0]
+	b := batch{buf: o.pending, ends: o.ends, refs: o.refs, acks: o.acks}
+	o.pending, o.ends, o.refs, o.acks = spare.buf[:0], spare.ends[:0], spare.refs[:0], spare.acks[:0]
+	o.refBytes = 0
 	if len(b.buf) > 0 {
 		o.taken++
 	}
@@ -249,6 +277,7 @@ type writer struct {
 	sendInterval time.Duration // 0: no heart-beats
 	writeTimeout time.Duration
 	stop         <-chan struct{}
+	iov          net.Buffers // scratch for writeVectored
 }
 
 func (w *writer) run() error {
@@ -288,7 +317,13 @@ func (w *writer) run() error {
 		}
 		b, closed := w.out.take(spare)
 		if len(b.buf) > 0 {
-			if err := w.write(b.buf, b.ends); err != nil {
+			var err error
+			if len(b.refs) > 0 {
+				err = w.writeVectored(b.buf, b.refs)
+			} else {
+				err = w.write(b.buf, b.ends)
+			}
+			if err != nil {
 				return err
 			}
 			lastWrite = time.Now()
@@ -306,6 +341,7 @@ func (w *writer) run() error {
 			}
 		}
 		b.buf = retainBuffer(b.buf, len(b.buf))
+		clear(b.refs) // let the written bodies go
 		clear(b.acks)
 		spare = b
 		if closed {
@@ -325,6 +361,29 @@ func (w *writer) write(b []byte, ends []int) error {
 	} else {
 		_, err = w.conn.Write(b)
 	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return errSlowConsumer
+	}
+	return err
+}
+
+// writeVectored writes buf with the zero-copy bodies in their places, in
+// one writev on a TCP connection (net.Buffers), else a write per piece.
+func (w *writer) writeVectored(buf []byte, refs []bodyRef) error {
+	iov := w.iov[:0]
+	prev := 0
+	for _, r := range refs {
+		iov = append(iov, buf[prev:r.at], r.body)
+		prev = r.at
+	}
+	iov = append(iov, buf[prev:])
+	if w.writeTimeout > 0 {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
+	all := iov // WriteTo consumes its receiver
+	_, err := all.WriteTo(w.conn)
+	clear(iov)
+	w.iov = iov[:0]
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		return errSlowConsumer
 	}

@@ -340,6 +340,8 @@ func (s *session) connect() error {
 	s.inbound = make(chan inboundItem, 16)
 
 	s.out = newOutbound(s.cfg.Flow.MaxOutboundBytes)
+	_, framed := s.conn.(messageWriter) // WebSocket: whole frames per message
+	s.out.zeroCopy = !framed
 	connected := &codec.Frame{Command: codec.CmdConnected}
 	if !s.cfg.STOMP.HideServerInfo {
 		connected.Headers.Add("server", "stompgate/"+Version)

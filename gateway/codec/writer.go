@@ -15,6 +15,25 @@ import "strconv"
 // with ':', CR or LF or a value with CR or LF; in 1.1, a name or value with
 // CR (1.1 has no \r).
 func AppendFrame(dst []byte, f *Frame, v Version, trailingLF bool) []byte {
+	dst = AppendFrameHead(dst, f, v)
+	dst = append(dst, f.Body...)
+	return AppendFrameTail(dst, trailingLF)
+}
+
+// AppendFrameTail appends what follows a frame's body: NUL, and one LF if
+// trailingLF.
+func AppendFrameTail(dst []byte, trailingLF bool) []byte {
+	dst = append(dst, 0)
+	if trailingLF {
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// AppendFrameHead appends what precedes f's body in AppendFrame: command,
+// headers, content-length and the empty line. A writer that sends the body
+// from its own buffer (writev) writes head, f.Body and AppendFrameTail.
+func AppendFrameHead(dst []byte, f *Frame, v Version) []byte {
 	mode := escapingFor(f.Command, v)
 	dst = append(dst, f.Command...)
 	dst = append(dst, '\n')
@@ -42,13 +61,7 @@ func AppendFrame(dst []byte, f *Frame, v Version, trailingLF bool) []byte {
 		dst = strconv.AppendInt(dst, int64(len(f.Body)), 10)
 		dst = append(dst, '\n')
 	}
-	dst = append(dst, '\n')
-	dst = append(dst, f.Body...)
-	dst = append(dst, 0)
-	if trailingLF {
-		dst = append(dst, '\n')
-	}
-	return dst
+	return append(dst, '\n')
 }
 
 func containsCR(s string) bool {
