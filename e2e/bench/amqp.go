@@ -50,9 +50,28 @@ const receiptWindow = 64
 const prefetch = 1000
 
 // amqpSystem is the baseline: amqp091-go straight to the broker.
-type amqpSystem struct{ url string }
+//
+// With sameWork ("AMQP+ca") it asks the broker for the work stompgate asks
+// for on transient traffic: publisher confirms on every publish (semantics
+// 1; not waited for, as for a SEND without receipt) and consumer acks with
+// no_ack=false, prefetch 1000 and multiple=true every 64 deliveries or
+// when no delivery is waiting (semantics 10.3 ack:auto). It separates the
+// broker's cost of those guarantees from the gateway's own cost.
+type amqpSystem struct {
+	url      string
+	sameWork bool
+}
 
-func (a amqpSystem) Name() string { return "AMQP" }
+func (a amqpSystem) Name() string {
+	if a.sameWork {
+		return "AMQP+ca"
+	}
+	return "AMQP"
+}
+
+// sameWorkAckEvery is how many deliveries one multiple=true ack covers at
+// most, as stompgate's autoAckBatch.
+const sameWorkAckEvery = 64
 
 type amqpProducer struct {
 	conn       *amqp.Connection
@@ -73,11 +92,19 @@ func (a amqpSystem) NewProducer(queue string, sc scenario) (producer, error) {
 		return nil, err
 	}
 	p := &amqpProducer{conn: conn, ch: ch, queue: queue, persistent: sc.Persistent}
-	if sc.Persistent {
+	if sc.Persistent || a.sameWork {
 		if err := ch.Confirm(false); err != nil {
 			_ = conn.Close()
 			return nil, err
 		}
+	}
+	if a.sameWork && !sc.Persistent {
+		// Confirms are taken and dropped, as stompgate's loop takes them.
+		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
+		go func() {
+			for range confirms {
+			}
+		}()
 	}
 	return p, nil
 }
@@ -130,7 +157,7 @@ func (a amqpSystem) NewConsumer(queue string, sc scenario, handle func([]byte)) 
 		_ = conn.Close()
 		return nil, err
 	}
-	autoAck := !sc.Persistent
+	autoAck := !sc.Persistent && !a.sameWork
 	if !autoAck {
 		if err := ch.Qos(prefetch, 0, false); err != nil {
 			_ = conn.Close()
@@ -143,11 +170,23 @@ func (a amqpSystem) NewConsumer(queue string, sc scenario, handle func([]byte)) 
 		return nil, err
 	}
 	c := &amqpConsumer{conn: conn, done: make(chan struct{})}
+	batched := a.sameWork && !sc.Persistent
 	go func() {
 		defer close(c.done)
+		unacked := 0
 		for d := range deliveries {
 			handle(d.Body)
-			if !autoAck {
+			switch {
+			case autoAck:
+			case batched:
+				if unacked++; unacked >= sameWorkAckEvery || len(deliveries) == 0 {
+					if err := d.Ack(true); err != nil {
+						c.setErr(err)
+						return
+					}
+					unacked = 0
+				}
+			default:
 				if err := d.Ack(false); err != nil {
 					c.setErr(err)
 					return

@@ -102,6 +102,7 @@ type options struct {
 	cpuProfile    string
 	drainTimeout  time.Duration
 	variantConfig string
+	sameWork      bool
 }
 
 func main() {
@@ -119,6 +120,7 @@ func main() {
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "how long to wait for the last messages after publishing stops")
+	flag.BoolVar(&o.sameWork, "same-work", true, "also run \"AMQP+ca\": direct AMQP with stompgate's broker work (publisher confirms, acked consumers) in the transient and latency scenarios")
 	flag.StringVar(&o.variantConfig, "variant-config", "", "also run \"stompgate-b\", a second gateway configured by this YAML file, in the same alternation (A/B of a setting)")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile with the idle sessions open to FILE.<system> (idle scenario)")
 	flag.Parse()
@@ -210,6 +212,9 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}()
 
 	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: srv.Addr().String(), client: o.client}}
+	if o.sameWork {
+		systems = append(systems, amqpSystem{url: o.amqpURL, sameWork: true})
+	}
 	if o.variantConfig != "" {
 		// A/B of a gateway setting: a second in-process gateway with the
 		// configuration from -variant-config, in the same alternation.
@@ -249,6 +254,9 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		results[sc.Key] = make(map[string][]roundResult)
 		for round := range o.rounds {
 			for _, sys := range systems {
+				if a, ok := sys.(amqpSystem); ok && a.sameWork && (sc.Idle || sc.Persistent) {
+					continue // the same as AMQP there: nothing to separate
+				}
 				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, sys.Name(), round)
 				if err := adm.declare(queue); err != nil {
 					// The admin channel is gone after a channel error; a
