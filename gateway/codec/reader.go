@@ -17,7 +17,7 @@ import (
 // longer than the buffer are assembled in Reader.line, bounded by the line
 // limit; large bodies are read past the buffer.
 const (
-	minReadBufferSize = 1 << 10
+	minReadBufferSize = 512
 	maxReadBufferSize = 8 << 10
 )
 
