@@ -10,6 +10,10 @@
 // session, which owns one AMQP connection opened with the client's own
 // credentials.
 //
+// The session's AMQP channels: one per subscription, opened by SUBSCRIBE,
+// and the publisher channel, opened by the first SEND (session.publisher),
+// so a subscribe-only session holds none.
+//
 // Goroutines of a session, and who owns what:
 //
 //   - The session goroutine (session.run) reads the CONNECT frame itself,
@@ -28,9 +32,9 @@
 //   - The loop reads the deliveries of the session's first subscription
 //     (session.direct) from amqp091-go itself; each further subscription
 //     gets a forwarder goroutine (session.forward) that hands its
-//     deliveries to the loop. When amqp091-go closes a delivery channel,
-//     its subscription's cancel and close notifications (buffered, sent
-//     before the close) say why (subscription.endEvent).
+//     deliveries, then their end, to the loop. When amqp091-go closes a
+//     delivery channel, its subscription's cancel and close notifications
+//     (buffered, sent before the close) say why (subscription.endEvent).
 //   - While more client frames wait, the loop holds the socket writes of
 //     its publishes so that consecutive SENDs share one (coalescingConn);
 //     it flushes them before it waits for anything (flushBrokerWrites).

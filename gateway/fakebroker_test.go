@@ -232,6 +232,62 @@ func (c *fakeConn) channel(t *testing.T, i int) *fakeChannel {
 	return ch
 }
 
+// publisher waits for the session's publisher channel: the one with a
+// NotifyFlow listener (the session watches channel.flow only there).
+func (c *fakeConn) publisher(t *testing.T) *fakeChannel {
+	t.Helper()
+	return c.channelWhere(t, "the publisher channel opened", func(ch *fakeChannel) bool { return len(ch.flows) > 0 })
+}
+
+// publisherIfOpen is the publisher channel, or nil if the session has not
+// opened one (no SEND yet).
+func (c *fakeConn) publisherIfOpen() *fakeChannel {
+	c.mu.Lock()
+	channels := append([]*fakeChannel(nil), c.channels...)
+	c.mu.Unlock()
+	for _, ch := range channels {
+		ch.mu.Lock()
+		flows := len(ch.flows)
+		ch.mu.Unlock()
+		if flows > 0 {
+			return ch
+		}
+	}
+	return nil
+}
+
+// consumerChannel waits for the channel that consumes with tag.
+func (c *fakeConn) consumerChannel(t *testing.T, tag string) *fakeChannel {
+	t.Helper()
+	return c.channelWhere(t, "a channel consuming as "+tag, func(ch *fakeChannel) bool {
+		_, ok := ch.consumers[tag]
+		return ok
+	})
+}
+
+// channelWhere waits for the first channel for which match, called with
+// the channel's lock held, is true.
+func (c *fakeConn) channelWhere(t *testing.T, what string, match func(*fakeChannel) bool) *fakeChannel {
+	t.Helper()
+	var found *fakeChannel
+	eventually(t, what, func() bool {
+		c.mu.Lock()
+		channels := append([]*fakeChannel(nil), c.channels...)
+		c.mu.Unlock()
+		for _, ch := range channels {
+			ch.mu.Lock()
+			ok := match(ch)
+			ch.mu.Unlock()
+			if ok {
+				found = ch
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 func (c *fakeConn) channelCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -340,7 +340,7 @@ func startSessionWith(t *testing.T, pair connPair, cfg Config, b *fakeBroker, wr
 	log.SetLevel(logrus.DebugLevel)
 	h := &sessionHarness{
 		stompClient: newStompClient(t, client),
-		sess:        newSession(cfg, server, b.dial, log),
+		sess:        newSession(&cfg, server, b.dial, log),
 		broker:      b,
 		logs:        hook,
 		runDone:     make(chan struct{}),
@@ -393,9 +393,17 @@ func connected(t *testing.T, pair connPair, cfg Config, b *fakeBroker, version s
 	return h
 }
 
-// pub is the session's publisher channel (the first channel opened).
+// pub is the session's publisher channel, opened by its first SEND (the
+// one channel the session watches for channel.flow); it waits until the
+// channel is open.
 func (h *sessionHarness) pub() *fakeChannel {
-	return h.broker.conn(h.t, 0).channel(h.t, 0)
+	return h.broker.conn(h.t, 0).publisher(h.t)
+}
+
+// sub is the channel of the subscription with consumer tag, waiting until
+// it consumes.
+func (h *sessionHarness) sub(tag string) *fakeChannel {
+	return h.broker.conn(h.t, 0).consumerChannel(h.t, tag)
 }
 
 // subscribe sends a SUBSCRIBE with a receipt and waits for the RECEIPT.

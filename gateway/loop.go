@@ -64,11 +64,13 @@ func (s *session) loop() error {
 			}
 			s.deliver(subDelivery{sub: sub, d: d})
 		case d := <-deliveries:
-			s.deliver(d)
-		case ev := <-s.subEvents:
-			if err := s.handleSubEvent(ev); err != nil {
-				return err
+			if d.closed {
+				if err := s.handleSubEvent(d.sub.endEvent()); err != nil {
+					return err
+				}
+				continue
 			}
+			s.deliver(d)
 		case c, ok := <-s.confirms:
 			if err := s.onConfirm(c, ok); err != nil {
 				return err
@@ -246,7 +248,7 @@ func (s *session) awaitConfirms(timeout time.Duration) error {
 // transactions, wait for outstanding confirms (≤ stomp.disconnect_timeout),
 // then RECEIPT and close without ERROR.
 func (s *session) onDisconnect(f *codec.Frame) error {
-	s.txs = map[string]*transaction{}
+	s.txs = nil
 	s.txBytes = 0
 	if err := s.awaitConfirms(s.cfg.STOMP.DisconnectTimeout); err != nil {
 		return err

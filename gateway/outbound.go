@@ -289,17 +289,17 @@ func (w *writer) run() error {
 	}
 	lastWrite := time.Now()
 	var spare batch
-	// Written ack:auto deliveries wait in out.ackQ; the timer flushes them
-	// autoAckDelay after the first.
-	ackTimer := time.NewTimer(time.Hour)
-	ackTimer.Stop()
+	// Written ack:auto deliveries wait in out.ackQ; the timer, made when
+	// first needed, flushes them autoAckDelay after the first.
+	var ackTimer *time.Timer
+	var ackTimeout <-chan time.Time // ackTimer.C once made
 	defer func() {
 		w.out.ackQ.flush()
 		w.out.wrote(true)
 	}()
 	for {
 		select {
-		case <-ackTimer.C:
+		case <-ackTimeout:
 			w.out.ackQ.flush()
 			continue
 		case <-w.out.wake:
@@ -333,10 +333,15 @@ func (w *writer) run() error {
 				waiting := w.out.ackQ.add(b.acks)
 				switch {
 				case !allDeferrable(b.acks) || waiting >= autoAckBatch:
-					ackTimer.Stop()
+					if ackTimer != nil {
+						ackTimer.Stop()
+					}
 					w.out.ackQ.flush()
+				case waiting == len(b.acks) && ackTimer == nil:
+					ackTimer = time.NewTimer(autoAckDelay) // the first to wait
+					ackTimeout = ackTimer.C
 				case waiting == len(b.acks):
-					ackTimer.Reset(autoAckDelay) // the first to wait
+					ackTimer.Reset(autoAckDelay)
 				}
 			}
 		}

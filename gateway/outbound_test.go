@@ -38,7 +38,7 @@ func TestAutoAckAfterWrite(t *testing.T) {
 	// when the client reads.
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	ch.deliver(t, "T_0", "m1")
 	h.expectNothingRead()
 	if got := ch.callsOf("Ack"); len(got) != 0 {
@@ -62,7 +62,7 @@ func TestAutoAcksAreCoalesced(t *testing.T) {
 	// autoAckDelay, never for more than that.
 	h := connected(t, tcpPair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a") // default prefetch 1000
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	const n = 300
 	for i := 1; i <= n; i++ {
 		ch.deliver(t, "T_0", fmt.Sprint("m", i))
@@ -77,7 +77,7 @@ func TestAutoAcksAreCoalesced(t *testing.T) {
 
 	// A small prefetch is acked at once, one by one, never on the timer.
 	h.subscribe("1", "/queue/b", "prefetch-count:1")
-	ch2 := h.broker.conn(t, 0).channel(t, 2)
+	ch2 := h.sub("T_1")
 	ch2.deliver(t, "T_1", "only")
 	h.expectMessage("only")
 	ch2.waitCall(t, "Ack 1 multiple=false")
@@ -90,7 +90,7 @@ func TestUnsubscribeAcksWrittenAutoDeliveriesBeforeClosing(t *testing.T) {
 	// therefore writes, then acks, then closes.
 	h := connected(t, tcpPair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a") // default prefetch: acks are coalesced
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	for i := 1; i <= 3; i++ {
 		ch.deliver(t, "T_0", fmt.Sprint("m", i))
 	}
@@ -130,7 +130,7 @@ func TestWriterQueueFullStopsTakingDeliveries(t *testing.T) {
 	cfg.Flow.MaxOutboundBytes = 1024
 	h := connected(t, pipePair, cfg, newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	const pushed = 400
 	body := strings.Repeat("x", 200)
 	for i := range pushed {
@@ -220,7 +220,7 @@ func TestSlowConsumerClosesWithoutError(t *testing.T) {
 	cfg.Flow.WriteTimeout = 100 * time.Millisecond
 	h := connected(t, pipePair, cfg, newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	ch.deliver(t, "T_0", "never read")
 	h.waitEnded()
 	h.expectDisconnect()
@@ -261,7 +261,7 @@ func TestPanicWithBlockedForwarderReleasesGoroutines(t *testing.T) {
 	h := connected(t, pipePair, cfg, b, "1.2")
 	h.subscribe("0", "/queue/a")
 	h.subscribe("1", "/queue/b")
-	ch := b.conn(t, 0).channel(t, 2)
+	ch := h.sub("T_1")
 	const pushed = 200
 	for i := range pushed {
 		ch.deliver(t, "T_1", fmt.Sprintf("message %03d with some padding to fill the queue", i))
@@ -294,7 +294,7 @@ func TestPanicInWriterGoroutineEndsOnlySession(t *testing.T) {
 			}
 			return nil
 		})
-		b.conn(t, 0).channel(t, 1).deliver(t, "T_0", "m")
+		h.sub("T_0").deliver(t, "T_0", "m")
 		h.expectMessage("m")
 		h.expectDisconnect()
 		h.waitEnded()

@@ -80,13 +80,23 @@ func (s *session) publishOptions() mapping.SendOptions {
 	return mapping.SendOptions{FrameMax: s.frameMax}
 }
 
-// publisher returns the publisher channel, switching it to confirm mode
-// (semantics 1) on first use, with a confirm buffer beyond the cap of
-// unconfirmed publishes, so amqp091-go never blocks delivering a confirm
-// while the loop is in a broker call. Only called from the session loop.
+// publisher returns the publisher channel. The first call opens it and
+// switches it to confirm mode (semantics 1), with a confirm buffer beyond
+// the cap of unconfirmed publishes, so amqp091-go never blocks delivering a
+// confirm while the loop is in a broker call. Only called from the session
+// loop.
 func (s *session) publisher() (brokerChannel, error) {
 	if s.pubReady {
 		return s.pub, nil
+	}
+	if s.pub == nil {
+		pub, err := s.broker.Channel()
+		if err != nil {
+			return nil, s.channelError(err)
+		}
+		s.pub = pub
+		s.pubClose = pub.NotifyClose(make(chan *amqp.Error, 1))
+		s.pubFlow = pub.NotifyFlow(make(chan bool, 4))
 	}
 	if s.profile.PublisherConfirms() {
 		s.confirms = s.pub.NotifyPublish(make(chan amqp.Confirmation, s.cfg.Flow.MaxUnconfirmed+16))
@@ -220,6 +230,7 @@ func (s *session) declareQueue(ch brokerChannel, decl *mapping.QueueDeclare) err
 	if len(s.declared) >= maxDeclaredCache {
 		clear(s.declared)
 	}
+	s.declared = lazyMap(s.declared)
 	s.declared[decl.Name] = struct{}{}
 	return nil
 }
@@ -264,6 +275,7 @@ func (s *session) ensureTempQueue(id string) (string, error) {
 		_ = ch.Close()
 		return "", err
 	}
+	s.tempQueues = lazyMap(s.tempQueues)
 	s.tempQueues[id] = q.Name
 	return q.Name, nil
 }

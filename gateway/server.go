@@ -363,7 +363,7 @@ func (s *Server) startSession(conn net.Conn, transport string) {
 		s.perClient = make(map[string]int)
 	}
 	s.perClient[client]++
-	sess := newSession(s.cfg, conn, s.dial, s.log.WithField("transport", transport))
+	sess := newSession(&s.cfg, conn, s.dial, s.log.WithField("transport", transport))
 	sess.transport = transport
 	sess.obs = s.obs
 	s.sessions[sess] = struct{}{}

@@ -82,7 +82,7 @@ func TestServerShutdownDrainsSessions(t *testing.T) {
 	var pub *fakeChannel
 	eventually(t, "the publish", func() bool {
 		for i := range b.connCount() {
-			if ch := b.conn(t, i).channel(t, 0); len(ch.publishes()) == 1 {
+			if ch := b.conn(t, i).publisherIfOpen(); ch != nil && len(ch.publishes()) == 1 {
 				pub = ch
 				return true
 			}

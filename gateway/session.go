@@ -27,10 +27,11 @@ import (
 //     owner of everything below the "owned by the session loop" line.
 //   - the reader goroutine (readLoop): decodes frames and hands them over.
 //   - the writer goroutine (writer.run): the only writer to conn.
-//   - one forwarder per subscription (forward): hands that subscription's
-//     deliveries and cancel/close notifications to the loop.
+//   - one forwarder per subscription but the first (forward): hands that
+//     subscription's deliveries, then their end, to the loop. The loop
+//     reads the first subscription's deliveries itself (direct).
 type session struct {
-	cfg  Config
+	cfg  *Config // the Server's, shared and read-only
 	conn net.Conn
 	dial brokerDialer
 	log  logrus.FieldLogger
@@ -53,8 +54,9 @@ type session struct {
 	doneOnce     sync.Once
 
 	// Set during the CONNECT phase, read-only afterwards, except that the
-	// session loop sets confirms on the first publish and sets the
-	// notification channels to nil once amqp091-go has closed them.
+	// session loop opens the publisher channel (pub, pubClose, pubFlow,
+	// confirms) on the first SEND and sets the notification channels to
+	// nil once amqp091-go has closed them.
 	version    codec.Version
 	in         *inboundConn
 	reader     *codec.Reader
@@ -72,10 +74,9 @@ type session struct {
 	readerDone chan struct{} // closed when the reader goroutine returns
 
 	inbound chan inboundItem // reader → loop
-	// deliveries and subEvents: forwarders → loop, made with the first
-	// forwarder. deliveries is gated by the writer queue, subEvents never.
+	// deliveries: forwarders → loop, made with the first forwarder; gated
+	// by the writer queue.
 	deliveries chan subDelivery
-	subEvents  chan subEvent
 	wg         sync.WaitGroup // reader and forwarders
 
 	// ---- owned by the session loop ----
@@ -114,7 +115,7 @@ type pendingReceipt struct {
 	arrived       time.Time
 }
 
-func newSession(cfg Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
+func newSession(cfg *Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
 	return &session{
 		cfg:        cfg,
 		conn:       conn,
@@ -313,16 +314,9 @@ func (s *session) connect() error {
 	s.frameMax = broker.FrameMax()
 	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
 	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))
-	// The publisher channel is opened now; confirm mode and its confirm
-	// buffer follow on the first publish (session.publisher), so an idle or
-	// subscribe-only session does not hold that buffer.
-	pub, err := broker.Channel()
-	if err != nil {
-		return err
-	}
-	s.pub = pub
-	s.pubClose = pub.NotifyClose(make(chan *amqp.Error, 1))
-	s.pubFlow = pub.NotifyFlow(make(chan bool, 4))
+	// The publisher channel, in confirm mode, is opened by the first SEND
+	// (session.publisher), so an idle or subscribe-only session holds no
+	// publisher channel, here or at the broker.
 
 	s.version = version
 	s.reader.SetVersion(version)
@@ -332,12 +326,10 @@ func (s *session) connect() error {
 	}
 	s.in.connected(idle)
 
+	// The other maps stay nil until first written (lazyMap): most
+	// sessions never declare, retire, reply or transact.
 	s.subs = make(map[string]*subscription)
-	s.retiredTags = make(map[string]struct{})
-	s.declared = make(map[string]struct{})
-	s.tempQueues = make(map[string]string)
-	s.txs = make(map[string]*transaction)
-	s.inbound = make(chan inboundItem, 16)
+	s.inbound = make(chan inboundItem, 8)
 
 	s.out = newOutbound(s.cfg.Flow.MaxOutboundBytes)
 	_, framed := s.conn.(messageWriter) // WebSocket: whole frames per message
@@ -574,4 +566,13 @@ func (s *session) drainInbound(deadline time.Time) {
 			return
 		}
 	}
+}
+
+// lazyMap returns m, made if it is nil: session maps are allocated by their
+// first write.
+func lazyMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return make(map[K]V)
+	}
+	return m
 }

@@ -68,10 +68,10 @@ func TestConnectNegotiatesVersion(t *testing.T) {
 				if !strings.HasPrefix(l.ConnectionName, "stompgate "+id+" ") {
 					t.Errorf("connection name %q does not name session %s", l.ConnectionName, id)
 				}
-				// The publisher channel is open; confirm mode waits for the
-				// first publish (session.publisher).
-				if got := h.pub().callLog(); len(got) != 0 {
-					t.Errorf("publisher channel calls at CONNECT %q, want none", got)
+				// The publisher channel opens with the first SEND
+				// (session.publisher).
+				if n := h.broker.conn(t, 0).channelCount(); n != 0 {
+					t.Errorf("%d channels open at CONNECT, want none", n)
 				}
 			})
 		}
@@ -374,8 +374,8 @@ func TestPreconnectLimitAllowsExactCONNECT(t *testing.T) {
 func TestSendReceiptAfterConfirm(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/queue/a\nreceipt:r1\n\nhello\x00")
+		pub := h.pub()
 		p := pub.waitPublishes(t, 1)[0]
 		if p.Exchange != "" || p.Key != "a" || string(p.Msg.Body) != "hello" {
 			t.Errorf("published %+v, want exchange \"\", key a, body hello", p)
@@ -402,8 +402,8 @@ func TestSendReceiptAfterConfirm(t *testing.T) {
 func TestSendNackEndsSession(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\nreceipt:r1\n\nhello\x00")
+		pub := h.pub()
 		pub.waitPublishes(t, 1)
 		pub.confirm(t, 1, false)
 		f := h.expectError("Send failed", "the broker did not accept the message\n")
@@ -420,8 +420,8 @@ func TestReceiptsFollowWorkCompletion(t *testing.T) {
 	// sequence numbers.
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\nreceipt:s1\n\none\x00")
+		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\n\ntwo\x00")
 		h.send("SUBSCRIBE\nid:0\ndestination:/queue/b\nreceipt:sub\n\n\x00")
 		h.expectReceipt("sub")
@@ -442,8 +442,8 @@ func TestMaxUnconfirmedStopsReading(t *testing.T) {
 		cfg := testConfig()
 		cfg.Flow.MaxUnconfirmed = 2
 		h := connected(t, pair, cfg, newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\n\none\x00")
+		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\n\ntwo\x00")
 		pub.waitPublishes(t, 2)
 		h.send("SUBSCRIBE\nid:0\ndestination:/queue/b\nreceipt:sub\n\n\x00")
@@ -464,7 +464,7 @@ func TestBrokerFlowControlStopsReading(t *testing.T) {
 		conn.block(t, true)
 		h.send("SUBSCRIBE\nid:0\ndestination:/queue/b\nreceipt:sub\n\n\x00")
 		h.expectNothing()
-		if n := conn.channelCount(); n != 1 {
+		if n := conn.channelCount(); n != 0 {
 			t.Fatalf("SUBSCRIBE processed while blocked: %d channels open", n)
 		}
 		conn.block(t, false)
@@ -472,6 +472,7 @@ func TestBrokerFlowControlStopsReading(t *testing.T) {
 	})
 	t.Run("channel.flow", func(t *testing.T) {
 		h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
+		h.send("SEND\ndestination:/topic/t\n\nopens the publisher channel\x00")
 		pub := h.pub()
 		pub.flow(t, false)
 		h.send("SUBSCRIBE\nid:0\ndestination:/queue/b\nreceipt:sub\n\n\x00")
@@ -487,8 +488,8 @@ func TestPublisherChannelCloseReportsBrokerError(t *testing.T) {
 	// A broker channel.close (404 after a publish to a missing exchange)
 	// becomes ERROR not_found with the broker's text.
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
-	pub := h.pub()
 	h.send("SEND\ndestination:/exchange/missing\nreceipt:r1\n\nhello\x00")
+	pub := h.pub()
 	pub.waitPublishes(t, 1)
 	pub.closeWithError(&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no exchange 'missing' in vhost '/'", Server: true})
 	h.expectError("not_found", "NOT_FOUND - no exchange 'missing' in vhost '/'")
@@ -587,7 +588,7 @@ func TestConnectionLostWithoutClose(t *testing.T) {
 func TestSubscriptionChannelClosedByBroker(t *testing.T) {
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	ch.closeWithError(&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - queue 'a' in vhost '/' deleted", Server: true})
 	h.expectError("not_found", "NOT_FOUND - queue 'a' in vhost '/' deleted")
 }
@@ -595,7 +596,7 @@ func TestSubscriptionChannelClosedByBroker(t *testing.T) {
 func TestDeclareFailureIsTheFramesError(t *testing.T) {
 	b := newFakeBroker()
 	b.setHook(func(ch *fakeChannel, method string) error {
-		if ch.index == 1 && method == "QueueDeclare" {
+		if ch.index == 0 && method == "QueueDeclare" {
 			return &amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'a' in vhost '/': received 'true' but current is 'false'", Server: true}
 		}
 		return nil
@@ -606,7 +607,7 @@ func TestDeclareFailureIsTheFramesError(t *testing.T) {
 	if got := f.Value("receipt-id"); got != "sub" {
 		t.Errorf("ERROR receipt-id %q, want sub", got)
 	}
-	if got := b.conn(t, 0).channel(t, 1).callsOf("Consume"); len(got) != 0 {
+	if got := b.conn(t, 0).channel(t, 0).callsOf("Consume"); len(got) != 0 {
 		t.Errorf("consumed after a failed declare: %q", got)
 	}
 }
@@ -616,8 +617,8 @@ func TestDeclareFailureIsTheFramesError(t *testing.T) {
 func TestDisconnectWaitsForConfirms(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\nreceipt:r1\n\nhello\x00")
+		pub := h.pub()
 		pub.waitPublishes(t, 1)
 		h.send("DISCONNECT\nreceipt:bye\n\n\x00SEND\ndestination:/topic/t\n\nafter\x00")
 		h.expectNothing()
@@ -639,8 +640,8 @@ func TestDisconnectTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.STOMP.DisconnectTimeout = 100 * time.Millisecond
 	h := connected(t, pipePair, cfg, newFakeBroker(), "1.2")
-	pub := h.pub()
 	h.send("SEND\ndestination:/topic/t\nreceipt:r1\n\nhello\x00")
+	pub := h.pub()
 	pub.waitPublishes(t, 1)
 	h.send("DISCONNECT\nreceipt:bye\n\n\x00")
 	h.expectReceipt("bye")
@@ -662,8 +663,8 @@ func TestClientEOFEndsSession(t *testing.T) {
 func TestShutdownSendsErrorAfterConfirms(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
-		pub := h.pub()
 		h.send("SEND\ndestination:/topic/t\nreceipt:r1\n\nhello\x00")
+		pub := h.pub()
 		pub.waitPublishes(t, 1)
 		h.sess.shutdown()
 		h.expectNothing()

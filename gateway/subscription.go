@@ -43,10 +43,12 @@ type subscription struct {
 	outstanding outstandingList
 }
 
-// subDelivery is one delivery on its way from a forwarder to the loop.
+// subDelivery is one delivery on its way from a forwarder to the loop, or,
+// with closed set, the end of sub's deliveries (after the last of them).
 type subDelivery struct {
-	sub *subscription
-	d   amqp.Delivery
+	sub    *subscription
+	d      amqp.Delivery
+	closed bool
 }
 
 // subEvent is a broker cancel or a channel close of a subscription.
@@ -115,6 +117,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 			return err
 		}
 		if dest.Kind == mapping.DestQueue {
+			s.declared = lazyMap(s.declared)
 			s.declared[plan.Declare.Name] = struct{}{}
 		}
 	}
@@ -176,18 +179,17 @@ func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table
 	}
 	if s.deliveries == nil {
 		s.deliveries = make(chan subDelivery, 8)
-		s.subEvents = make(chan subEvent, 4)
 	}
 	s.wg.Add(1)
 	go s.forward(sub)
 	return nil
 }
 
-// forward hands sub's deliveries to the session loop and, when
-// amqp091-go closes them, why (endEvent). It blocks while the loop takes
-// no deliveries (writer queue full), so they stay in amqp091-go's consumer
-// buffer, bounded by prefetch. Runs in its own goroutine, one per
-// subscription other than the direct one.
+// forward hands sub's deliveries to the session loop and then, on the
+// same channel so that it comes after them, their end. It blocks while the
+// loop takes no deliveries (writer queue full), so they stay in
+// amqp091-go's consumer buffer, bounded by prefetch. Runs in its own
+// goroutine, one per subscription other than the direct one.
 func (s *session) forward(sub *subscription) {
 	defer s.wg.Done()
 	defer s.recoverGoroutine("forwarder")
@@ -196,7 +198,7 @@ func (s *session) forward(sub *subscription) {
 		case d, ok := <-sub.deliveries:
 			if !ok {
 				select {
-				case s.subEvents <- sub.endEvent():
+				case s.deliveries <- subDelivery{sub: sub, closed: true}:
 				case <-s.done:
 				}
 				return
@@ -342,6 +344,7 @@ func (s *session) retire(sub *subscription) {
 	if len(s.retiredTags) >= maxDeclaredCache {
 		clear(s.retiredTags)
 	}
+	s.retiredTags = lazyMap(s.retiredTags)
 	s.retiredTags[sub.tag] = struct{}{}
 	if sub.ack == mapping.AckAuto {
 		t := time.NewTimer(s.cfg.Flow.WriteTimeout)

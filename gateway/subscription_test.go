@@ -58,7 +58,7 @@ func TestSubscribeBrokerCalls(t *testing.T) {
 			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 			h.send("SUBSCRIBE\n" + tt.headers + "\nreceipt:r\n\n\x00")
 			h.expectReceipt("r")
-			ch := h.broker.conn(t, 0).channel(t, 1)
+			ch := h.broker.conn(t, 0).channel(t, 0)
 			calls := ch.callLog()
 			if len(calls) != len(tt.want) {
 				t.Fatalf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(tt.want, "\n  "))
@@ -79,8 +79,8 @@ func TestSubscribeBrokerCalls(t *testing.T) {
 					}
 				}
 			}
-			if got := h.pub().callLog(); len(got) != 0 {
-				t.Errorf("publisher channel calls %q, want none (confirm mode starts with the first publish)", got)
+			if n := h.broker.conn(t, 0).channelCount(); n != 1 {
+				t.Errorf("%d channels open, want the subscription's only (the publisher channel opens with the first SEND)", n)
 			}
 		})
 	}
@@ -117,7 +117,7 @@ func TestMessageHeaders(t *testing.T) {
 		t.Run(tc.version+" "+tc.ack, func(t *testing.T) {
 			h := connected(t, pipePair, testConfig(), newFakeBroker(), tc.version)
 			h.subscribe("0", "/queue/a", "ack:"+tc.ack)
-			ch := h.broker.conn(t, 0).channel(t, 1)
+			ch := h.sub("T_0")
 			ch.deliver(t, "T_0", "hello")
 			f := h.expectMessage("hello")
 			wantID := "T_0@@" + h.sessionID + "@@1"
@@ -141,7 +141,7 @@ func TestMessageHeaders(t *testing.T) {
 func TestSubscribeWithoutIDHasNoSubscriptionHeader(t *testing.T) {
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("", "/queue/a")
-	h.broker.conn(t, 0).channel(t, 1).deliver(t, "Q_/queue/a", "x")
+	h.sub("Q_/queue/a").deliver(t, "Q_/queue/a", "x")
 	f := h.expectMessage("x")
 	if _, ok := f.Get("subscription"); ok {
 		t.Errorf("MESSAGE of an id-less subscription has a subscription header: %s", f)
@@ -158,8 +158,8 @@ func TestDuplicateSubscription(t *testing.T) {
 		if got := f.Value("receipt-id"); got != "dup" {
 			t.Errorf("ERROR receipt-id = %q, want dup", got)
 		}
-		if n := h.broker.conn(t, 0).channelCount(); n != 2 {
-			t.Errorf("%d channels opened, want 2 (publisher + the first subscription)", n)
+		if n := h.broker.conn(t, 0).channelCount(); n != 1 {
+			t.Errorf("%d channels opened, want 1 (the first subscription's)", n)
 		}
 	})
 }
@@ -171,8 +171,8 @@ func TestTooManySubscriptions(t *testing.T) {
 	h.subscribe("0", "/queue/a")
 	h.send("SUBSCRIBE\nid:1\ndestination:/queue/b\n\n\x00")
 	h.expectError("Too many subscriptions", "The session already has 1 subscriptions (limits.max_subscriptions).\n")
-	if n := h.broker.conn(t, 0).channelCount(); n != 2 {
-		t.Errorf("%d channels opened, want 2", n)
+	if n := h.broker.conn(t, 0).channelCount(); n != 1 {
+		t.Errorf("%d channels opened, want 1", n)
 	}
 }
 
@@ -182,7 +182,7 @@ func ackHarness(t *testing.T, pair connPair, version, mode string, n int) (*sess
 	t.Helper()
 	h := connected(t, pair, testConfig(), newFakeBroker(), version)
 	h.subscribe("0", "/queue/a", "ack:"+mode)
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	var ids []string
 	for i := 1; i <= n; i++ {
 		ch.deliver(t, "T_0", fmt.Sprint("m", i))
@@ -287,7 +287,7 @@ func TestNackRequeue(t *testing.T) {
 			cfg.STOMP.DefaultNackRequeue = tt.defaultReq
 			h := connected(t, pipePair, cfg, newFakeBroker(), "1.2")
 			h.subscribe("0", "/queue/a", "ack:"+tt.mode)
-			ch := h.broker.conn(t, 0).channel(t, 1)
+			ch := h.sub("T_0")
 			ch.deliver(t, "T_0", "m")
 			id := h.expectMessage("m").Value("ack")
 			frame := "NACK\nid:" + id + "\nreceipt:n\n"
@@ -306,7 +306,7 @@ func TestNackRequeue(t *testing.T) {
 func TestAckOfAutoSubscriptionIgnored(t *testing.T) {
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	ch.deliver(t, "T_0", "m")
 	id := h.expectMessage("m").Value("message-id")
 	ch.waitCall(t, "Ack 1 multiple=false") // the writer's (10.3)
@@ -347,7 +347,7 @@ func TestUnsubscribeDurableTopicDeletesQueue(t *testing.T) {
 	h.subscribe("billing-1", "/topic/orders.eu", "durable:true")
 	h.send("UNSUBSCRIBE\nid:billing-1\ndurable:true\nreceipt:u\n\n\x00")
 	h.expectReceipt("u")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.broker.conn(t, 0).channel(t, 0)
 	want := "QueueDelete stomp-subscription-ZcZqX455OG-UXv3OfAFdNg ifUnused=false ifEmpty=false noWait=false"
 	if got := ch.callsOf("QueueDelete"); len(got) != 1 || got[0] != want {
 		t.Errorf("deletes %q, want %q", got, want)
@@ -371,12 +371,12 @@ func TestMessageIDsUniqueAcrossResubscription(t *testing.T) {
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a", "ack:client-individual")
 	conn := h.broker.conn(t, 0)
-	conn.channel(t, 1).deliver(t, "T_0", "old")
+	conn.channel(t, 0).deliver(t, "T_0", "old")
 	oldID := h.expectMessage("old").Value("ack")
 	h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\x00")
 	h.expectReceipt("u")
 	h.subscribe("0", "/queue/a", "ack:client-individual")
-	second := conn.channel(t, 2)
+	second := conn.channel(t, 1)
 	second.deliver(t, "T_0", "new")
 	newID := h.expectMessage("new").Value("ack")
 	if oldID == newID {
@@ -394,7 +394,7 @@ func TestOversizedDeliveryRejected(t *testing.T) {
 	cfg.Limits.MaxBody = 8
 	h := connected(t, pipePair, cfg, newFakeBroker(), "1.2")
 	h.subscribe("0", "/queue/a", "ack:client")
-	ch := h.broker.conn(t, 0).channel(t, 1)
+	ch := h.sub("T_0")
 	ch.deliver(t, "T_0", "far too large for the limit")
 	ch.deliver(t, "T_0", "small")
 	f := h.expectMessage("small")
@@ -414,7 +414,7 @@ func TestServerCancel(t *testing.T) {
 		t.Run(tt.tag, func(t *testing.T) {
 			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 			h.subscribe(tt.id, tt.dest)
-			h.broker.conn(t, 0).channel(t, 1).serverCancel(tt.tag)
+			h.sub(tt.tag).serverCancel(tt.tag)
 			f := h.expectError("Server cancelled subscription", //nolint:misspell // the plugin's text
 				"The server has canceled a subscription.\nNo more messages will be delivered for \"id='"+tt.want+"'\".\n")
 			if got := f.Value("subscription"); got != tt.want {
@@ -429,19 +429,18 @@ func TestServerCancelOfEitherSubscription(t *testing.T) {
 	// ones go through a forwarder. Both see a broker's basic.cancel after
 	// the deliveries that preceded it, and a channel closed by the broker.
 	for _, tc := range []struct {
-		name    string
-		channel int
-		tag     string
-		id      string
+		name string
+		tag  string
+		id   string
 	}{
-		{"direct", 1, "T_0", "0"},
-		{"forwarded", 2, "T_1", "1"},
+		{"direct", "T_0", "0"},
+		{"forwarded", "T_1", "1"},
 	} {
 		t.Run(tc.name+"/cancel", func(t *testing.T) {
 			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 			h.subscribe("0", "/queue/a")
 			h.subscribe("1", "/queue/b")
-			ch := h.broker.conn(t, 0).channel(t, tc.channel)
+			ch := h.sub(tc.tag)
 			ch.deliver(t, tc.tag, "before the cancel")
 			ch.serverCancel(tc.tag)
 			h.expectMessage("before the cancel")
@@ -455,7 +454,7 @@ func TestServerCancelOfEitherSubscription(t *testing.T) {
 			h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
 			h.subscribe("0", "/queue/a")
 			h.subscribe("1", "/queue/b")
-			h.broker.conn(t, 0).channel(t, tc.channel).closeWithError(&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - queue deleted", Server: true})
+			h.sub(tc.tag).closeWithError(&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - queue deleted", Server: true})
 			h.expectError("not_found", "NOT_FOUND - queue deleted")
 		})
 	}
@@ -469,18 +468,18 @@ func TestUnsubscribedDirectSubscriptionLeavesOthersFlowing(t *testing.T) {
 	h.subscribe("1", "/queue/b")
 	h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\x00")
 	h.expectReceipt("u")
-	h.broker.conn(t, 0).channel(t, 2).deliver(t, "T_1", "still here")
+	h.sub("T_1").deliver(t, "T_1", "still here")
 	h.expectMessage("still here")
 	h.subscribe("2", "/queue/c")
-	h.broker.conn(t, 0).channel(t, 3).deliver(t, "T_2", "and here")
+	h.sub("T_2").deliver(t, "T_2", "and here")
 	h.expectMessage("and here")
 }
 
 func TestTempQueueReplyTo(t *testing.T) {
 	// Semantics 9: the temp queue and its consumer exist before the publish.
 	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
-	pub := h.pub()
 	h.send("SEND\ndestination:/queue/service\nreply-to:/temp-queue/r\nreceipt:s\n\nask\x00")
+	pub := h.pub()
 	p := pub.waitPublishes(t, 1)[0]
 	temp := h.broker.conn(t, 0).channel(t, 1)
 	calls := temp.callLog()

@@ -60,6 +60,7 @@ func (s *session) onBegin(f *codec.Frame) error {
 	if len(s.txs) >= s.cfg.Transactions.MaxOpen {
 		return protocolError("Transaction limit exceeded", fmt.Sprintf("At most %d transactions may be open per session (transactions.max_open)\n", s.cfg.Transactions.MaxOpen))
 	}
+	s.txs = lazyMap(s.txs)
 	s.txs[id] = &transaction{}
 	s.sendReceipt(f)
 	return nil
