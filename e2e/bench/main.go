@@ -115,7 +115,7 @@ func main() {
 	flag.IntVar(&o.window, "window", 10000, "max messages sent but not yet received (throughput scenarios)")
 	flag.IntVar(&o.windowBytes, "window-bytes", 16<<20, "max bytes sent but not yet received; lowers -window for large bodies")
 	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; refused if the broker's open-file limit (1024 here) would not leave 200 spare")
-	flag.BoolVar(&o.shared, "shared", false, "run stompgate in shared-connection mode (amqp.shared_connections)")
+	flag.BoolVar(&o.shared, "shared", false, "run stompgate in shared-connection mode (amqp.shared_connections) in the traffic scenarios too; the idle scenario always measures shared mode, and per-session mode in its details")
 	flag.StringVar(&o.client, "stomp-client", "raw", "STOMP client: raw (minimal, in this package) or gostomp (go-stomp/v3)")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
@@ -200,38 +200,56 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}
 	defer func() { _ = adm.close() }()
 
-	srv, served, err := startGateway(o, "")
+	// Every in-process gateway is shut down at the end of the run.
+	var gateways []*gateway.Server
+	var servedChans []chan error
+	defer func() {
+		for i, g := range gateways {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = g.Shutdown(ctx)
+			cancel()
+			<-servedChans[i]
+		}
+	}()
+	start := func(configPath string, shared bool) (string, error) {
+		srv, served, err := startGateway(o, configPath, shared)
+		if err != nil {
+			return "", err
+		}
+		gateways, servedChans = append(gateways, srv), append(servedChans, served)
+		return srv.Addr().String(), nil
+	}
+
+	addr, err := start("", o.shared)
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	}()
-
-	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: srv.Addr().String(), client: o.client}}
+	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: addr, client: o.client}}
 	if o.sameWork {
 		systems = append(systems, amqpSystem{url: o.amqpURL, sameWork: true})
 	}
 	if o.variantConfig != "" {
 		// A/B of a gateway setting: a second in-process gateway with the
 		// configuration from -variant-config, in the same alternation.
-		vsrv, vserved, err := startGateway(o, o.variantConfig)
+		vaddr, err := start(o.variantConfig, o.shared)
 		if err != nil {
 			return false, err
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = vsrv.Shutdown(ctx)
-			<-vserved
-		}()
-		systems = append(systems, stompSystem{name: "stompgate-b", addr: vsrv.Addr().String(), client: o.client})
+		systems = append(systems, stompSystem{name: "stompgate-b", addr: vaddr, client: o.client})
 	}
+	// The idle scenario measures "stompgate" in shared-connection mode
+	// (issue 6: many sessions, few broker connections) and, as
+	// "stompgate/per-session", the default mode with one AMQP connection
+	// per session.
+	sharedAddr, err := start("", true)
+	if err != nil {
+		return false, err
+	}
+	idleSystems := []system{systems[0], stompSystem{name: "stompgate", addr: sharedAddr, client: o.client},
+		stompSystem{name: "stompgate/per-session", addr: addr, client: o.client}}
 	if o.plugin != "" {
 		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
+		idleSystems = append(idleSystems, systems[len(systems)-1])
 	}
 	brokerPID := findBrokerPID()
 	if brokerPID == 0 {
@@ -252,12 +270,16 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	allOK := true
 	for _, sc := range selected {
 		results[sc.Key] = make(map[string][]roundResult)
+		roundSystems := systems
+		if sc.Idle {
+			roundSystems = idleSystems
+		}
 		for round := range o.rounds {
-			for _, sys := range systems {
+			for _, sys := range roundSystems {
 				if a, ok := sys.(amqpSystem); ok && a.sameWork && (sc.Idle || sc.Persistent) {
 					continue // the same as AMQP there: nothing to separate
 				}
-				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, sys.Name(), round)
+				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, strings.ReplaceAll(sys.Name(), "/", "-"), round)
 				if err := adm.declare(queue); err != nil {
 					// The admin channel is gone after a channel error; a
 					// fresh admin keeps the run (and its report) going.
@@ -301,7 +323,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 			}
 		}
 	}
-	printReport(out, o, selected, systems, results)
+	printReport(out, o, selected, append(systems, idleSystems[2]), results)
 	return allOK, nil
 }
 
@@ -345,8 +367,9 @@ func contains(list []string, s string) bool {
 }
 
 // startGateway starts an in-process gateway with the default configuration,
-// or the one in configPath (as `stompgate --config`), on 127.0.0.1:0.
-func startGateway(o options, configPath string) (*gateway.Server, chan error, error) {
+// or the one in configPath (as `stompgate --config`), on 127.0.0.1:0, in
+// shared-connection mode if shared.
+func startGateway(o options, configPath string, shared bool) (*gateway.Server, chan error, error) {
 	cfg := gateway.DefaultConfig()
 	if configPath != "" {
 		var err error
@@ -356,7 +379,7 @@ func startGateway(o options, configPath string) (*gateway.Server, chan error, er
 	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = o.amqpURL
-	cfg.AMQP.SharedConnections = o.shared
+	cfg.AMQP.SharedConnections = shared
 	if cfg.Limits.MaxConnections < o.idleSessions+100 {
 		cfg.Limits.MaxConnections = o.idleSessions + 100
 	}
@@ -640,7 +663,7 @@ func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 		res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
 		res.Received = uint64(n)
 		if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
-			writeHeapProfile(memProfile + "." + sys.Name())
+			writeHeapProfile(memProfile + "." + strings.ReplaceAll(sys.Name(), "/", "-"))
 		}
 	}
 	for _, s := range sessions {

@@ -190,7 +190,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintln(out, "Latency row: p99 of (receive time − send time) over all messages of a round at a fixed rate. Memory row: AMQP and plugin = broker RSS growth per session; stompgate = this process's Go heap+stacks growth per session (the gateway).")
+	fmt.Fprintln(out, "Latency row: p99 of (receive time − send time) over all messages of a round at a fixed rate. Memory row: AMQP and plugin = broker RSS growth per session; stompgate = this process's Go heap+stacks growth per session (the gateway) in shared-connection mode (amqp.shared_connections); stompgate/per-session, one AMQP connection per session, is in the details.")
 	fmt.Fprintln(out)
 
 	fmt.Fprintln(out, "### Details (medians, min–max over rounds)")
@@ -200,6 +200,9 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 	for _, sc := range selected {
 		for _, sys := range systems {
 			rs := results[sc.Key][sys.Name()]
+			if len(rs) == 0 {
+				continue // not run in this scenario (AMQP+ca: idle, persistent)
+			}
 			delivery := deliverySummary(rs)
 			if sc.Idle {
 				delivery = strings.Replace(delivery, "exactly once", "all sessions subscribed", 1)
