@@ -119,23 +119,32 @@ func (c *coalescingConn) flush() {
 			c.cond.Wait() // closed while a direct write is in flight
 			continue
 		}
-		batch := c.pending
-		c.pending = c.spare[:0] // the old spare's array; batch becomes the next spare
-		c.spare = nil
-		c.writing = true
-		c.mu.Unlock()
-		_, err := c.Conn.Write(batch)
-		c.mu.Lock()
-		c.writing = false
-		if cap(batch) <= coalesceLimit {
-			c.spare = batch
-		}
-		c.cond.Broadcast()
-		if err != nil {
-			c.fail(err)
+		if err := c.writePending(); err != nil {
 			return
 		}
 	}
+}
+
+// writePending writes all of pending with one syscall, unlocking mu
+// meanwhile; pending's array becomes the next spare. Called with mu held
+// and no write in flight.
+func (c *coalescingConn) writePending() error {
+	batch := c.pending
+	c.pending = c.spare[:0] // the old spare's array; batch becomes the next spare
+	c.spare = nil
+	c.writing = true
+	c.mu.Unlock()
+	_, err := c.Conn.Write(batch)
+	c.mu.Lock()
+	c.writing = false
+	if cap(batch) <= coalesceLimit {
+		c.spare = batch
+	}
+	c.cond.Broadcast()
+	if err != nil {
+		c.fail(err)
+	}
+	return err
 }
 
 // holdWrites starts a hold: until releaseWrites, writes are held back (up
@@ -168,21 +177,7 @@ func (c *coalescingConn) flushHeld() {
 		c.cond.Broadcast()
 		return
 	}
-	batch := c.pending
-	c.pending = c.spare[:0]
-	c.spare = nil
-	c.writing = true
-	c.mu.Unlock()
-	_, err := c.Conn.Write(batch)
-	c.mu.Lock()
-	c.writing = false
-	if cap(batch) <= coalesceLimit {
-		c.spare = batch
-	}
-	c.cond.Broadcast()
-	if err != nil {
-		c.fail(err)
-	}
+	_ = c.writePending() // an error is sticky in c.err
 }
 
 // Close closes the socket at once, failing a write in flight, and ends the

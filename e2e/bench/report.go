@@ -119,6 +119,12 @@ func ratioStr(sc scenario, ratio float64) string {
 	return fmt.Sprintf("%.2f", ratio)
 }
 
+// medianHeadline is the median over rounds of system name's headline
+// number in scenario sc.
+func medianHeadline(results map[string]map[string][]roundResult, sc scenario, name string) float64 {
+	return medianOf(results[sc.Key][name], func(r roundResult) float64 { return r.headline(sc, name) })
+}
+
 func printReport(out io.Writer, o options, selected []scenario, systems []system, results map[string]map[string][]roundResult) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "\n## stompgate benchmark\n\n")
@@ -136,10 +142,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 	fmt.Fprintln(out, "| scenario | AMQP | stompgate | ratio | plugin | ratio | target |")
 	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, sc := range selected {
-		byName := results[sc.Key]
-		head := func(name string) float64 {
-			return medianOf(byName[name], func(r roundResult) float64 { return r.headline(sc, name) })
-		}
+		head := func(name string) float64 { return medianHeadline(results, sc, name) }
 		base, sg := head("AMQP"), head("stompgate")
 		sgRatio := sg / base
 		plugin, pluginRatio := "not run", "–"
@@ -163,10 +166,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 			if sc.Idle || sc.Persistent {
 				continue
 			}
-			byName := results[sc.Key]
-			head := func(name string) float64 {
-				return medianOf(byName[name], func(r roundResult) float64 { return r.headline(sc, name) })
-			}
+			head := func(name string) float64 { return medianHeadline(results, sc, name) }
 			base, same, sg := head("AMQP"), head("AMQP+ca"), head("stompgate")
 			fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", sc.Title, headlineStr(sc, base), headlineStr(sc, same), ratioStr(sc, same/base), ratioStr(sc, sg/same))
 		}
@@ -177,10 +177,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 		fmt.Fprintln(out, "| scenario | stompgate | stompgate-b | b / stompgate | b / AMQP |")
 		fmt.Fprintln(out, "| --- | --- | --- | --- | --- |")
 		for _, sc := range selected {
-			byName := results[sc.Key]
-			head := func(name string) float64 {
-				return medianOf(byName[name], func(r roundResult) float64 { return r.headline(sc, name) })
-			}
+			head := func(name string) float64 { return medianHeadline(results, sc, name) }
 			sg, b := head("stompgate"), head("stompgate-b")
 			baseRatio := "–"
 			if !sc.Idle {
