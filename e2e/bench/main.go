@@ -54,6 +54,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -114,7 +115,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 5000, "message rate of the latency scenario")
 	flag.IntVar(&o.window, "window", 10000, "max messages sent but not yet received (throughput scenarios)")
 	flag.IntVar(&o.windowBytes, "window-bytes", 16<<20, "max bytes sent but not yet received; lowers -window for large bodies")
-	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; refused if the broker's open-file limit (1024 here) would not leave 200 spare")
+	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; a system whose sessions would not leave 200 descriptors spare at the broker (1024 here) or in this process is left out")
 	flag.BoolVar(&o.shared, "shared", false, "run stompgate in shared-connection mode (amqp.shared_connections) in the traffic scenarios too; the idle scenario always measures shared mode, and per-session mode in its details")
 	flag.StringVar(&o.client, "stomp-client", "raw", "STOMP client: raw (minimal, in this package) or gostomp (go-stomp/v3)")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
@@ -123,7 +124,11 @@ func main() {
 	flag.BoolVar(&o.sameWork, "same-work", true, "also run \"AMQP+ca\": direct AMQP with stompgate's broker work (publisher confirms, acked consumers) in the transient and latency scenarios")
 	flag.StringVar(&o.variantConfig, "variant-config", "", "also run \"stompgate-b\", a second gateway configured by this YAML file, in the same alternation (A/B of a setting)")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile with the idle sessions open to FILE.<system> (idle scenario)")
+	idleChildSpec := flag.String("idle-child", "", "internal: open addr,queue,n idle sessions and hold them until stdin closes")
 	flag.Parse()
+	if *idleChildSpec != "" {
+		os.Exit(runIdleChild(*idleChildSpec))
+	}
 	if memProfile != "" {
 		runtime.MemProfileRate = 64 // fine-grained: idle sessions are small
 	}
@@ -164,8 +169,9 @@ type roundResult struct {
 	Check             deliveryCheck
 	Err               error
 	// Unavailable: the server was not listening when the round began (the
-	// plugin can be disabled by someone else mid-run); the round is left
-	// out and does not fail the run.
+	// plugin can be disabled by someone else mid-run), or the idle sessions
+	// would not fit the descriptors here; the round is left out and does
+	// not fail the run.
 	Unavailable bool
 
 	sent []uint64 // per producer
@@ -224,7 +230,11 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: addr, client: o.client}}
+	perConn := 0
+	if o.shared {
+		perConn = gateway.DefaultConfig().AMQP.SessionsPerConnection
+	}
+	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: addr, client: o.client, inProcess: true, perBrokerConn: perConn}}
 	if o.sameWork {
 		systems = append(systems, amqpSystem{url: o.amqpURL, sameWork: true})
 	}
@@ -235,7 +245,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		systems = append(systems, stompSystem{name: "stompgate-b", addr: vaddr, client: o.client})
+		systems = append(systems, stompSystem{name: "stompgate-b", addr: vaddr, client: o.client, inProcess: true, perBrokerConn: perConn})
 	}
 	// The idle scenario measures "stompgate" in shared-connection mode
 	// (issue 6: many sessions, few broker connections) and, as
@@ -245,8 +255,9 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	idleSystems := []system{systems[0], stompSystem{name: "stompgate", addr: sharedAddr, client: o.client},
-		stompSystem{name: "stompgate/per-session", addr: addr, client: o.client}}
+	idleSystems := []system{systems[0],
+		stompSystem{name: "stompgate", addr: sharedAddr, client: o.client, inProcess: true, perBrokerConn: gateway.DefaultConfig().AMQP.SessionsPerConnection},
+		stompSystem{name: "stompgate/per-session", addr: addr, client: o.client, inProcess: true}}
 	if o.plugin != "" {
 		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
 		idleSystems = append(idleSystems, systems[len(systems)-1])
@@ -300,11 +311,14 @@ func run(o options, out, progress io.Writer) (bool, error) {
 				var res roundResult
 				if err := reachable(sys); err != nil {
 					res = roundResult{Err: err, Unavailable: true}
-				} else if sc.Idle && !idleFits(o.idleSessions, brokerPID) {
-					res = roundResult{Err: fmt.Errorf("%d idle sessions would exhaust the broker's file descriptors (%d left, %d kept in reserve); lower -idle-sessions or raise the broker's ulimit -n",
-						o.idleSessions, brokerFDHeadroom(brokerPID), fdReserve)}
 				} else if sc.Idle {
-					res = runIdle(sys, queue, o.idleSessions, brokerPID)
+					if err := idleFits(sys, o.idleSessions, brokerPID); err != nil {
+						// Left out, not failed: a run with many idle sessions
+						// measures the systems this machine can hold.
+						res = roundResult{Err: err, Unavailable: true}
+					} else {
+						res = runIdle(sys, queue, o.idleSessions, brokerPID)
+					}
 				} else {
 					res = runTraffic(sys, sc, queue, o, brokerPID)
 				}
@@ -330,13 +344,31 @@ func run(o options, out, progress io.Writer) (bool, error) {
 // fdReserve is the broker descriptors the idle scenario leaves to others.
 const fdReserve = 200
 
-// idleFits reports whether n more broker connections leave fdReserve
-// descriptors free. Each idle session costs the broker one connection in
-// every system (stompgate opens one AMQP connection per session).
-func idleFits(n, brokerPID int) bool {
-	h := brokerFDHeadroom(brokerPID)
-	return h < 0 || n+fdReserve <= h
+// idleFits tells whether n idle sessions of sys fit the descriptors of the
+// broker (one connection per session, or per perBrokerConn sessions plus
+// the concurrent authentication dials of shared mode) and of this process
+// (one per session: the client side, or with an in-process gateway the
+// server side, its clients being in a child process, OpenIdleBatch), with
+// fdReserve left over.
+func idleFits(sys system, n, brokerPID int) error {
+	brokerConns, ownFDs := n, n
+	if s, ok := sys.(stompSystem); ok && s.perBrokerConn > 0 {
+		brokerConns = n/s.perBrokerConn + 1 + sharedAuthDials
+	}
+	if h := brokerFDHeadroom(brokerPID); h >= 0 && brokerConns+fdReserve > h {
+		return fmt.Errorf("%d idle sessions need %d broker connections; the broker has %d descriptors left (%d kept in reserve): lower -idle-sessions, use shared-connection mode or raise the broker's ulimit -n",
+			n, brokerConns, h, fdReserve)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(ownFDs+fdReserve) > lim.Cur {
+		return fmt.Errorf("%d idle sessions need %d descriptors in this process, its limit is %d: raise ulimit -n", n, ownFDs+fdReserve, lim.Cur)
+	}
+	return nil
 }
+
+// sharedAuthDials is the gateway's bound on authentication dials in flight
+// in shared-connection mode (gateway maxConcurrentAuthDials).
+const sharedAuthDials = 32
 
 // reopenAdmin replaces an admin whose channel a broker error closed.
 func reopenAdmin(old *admin, url string) (*admin, error) {
@@ -382,6 +414,9 @@ func startGateway(o options, configPath string, shared bool) (*gateway.Server, c
 	cfg.AMQP.SharedConnections = shared
 	if cfg.Limits.MaxConnections < o.idleSessions+100 {
 		cfg.Limits.MaxConnections = o.idleSessions + 100
+	}
+	if cfg.Limits.MaxConnectionsPerClient < o.idleSessions+100 {
+		cfg.Limits.MaxConnectionsPerClient = o.idleSessions + 100 // every client is 127.0.0.1
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -631,6 +666,39 @@ func produce(p producer, pi uint64, sc scenario, deadline time.Time, credit chan
 func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 	heap0, rss0, broker0 := goMemory(), pidRSS(0), pidRSS(brokerPID)
 	goroutines0 := runtime.NumGoroutine()
+	var sessions []io.Closer
+	if s, ok := sys.(stompSystem); ok && s.inProcess {
+		var child io.Closer
+		if child, res.Err = s.OpenIdleBatch(queue, n); res.Err == nil {
+			sessions = []io.Closer{child}
+		}
+	} else {
+		sessions, res.Err = openIdleEach(sys, queue, n)
+	}
+	if res.Err == nil {
+		time.Sleep(time.Second) // let the servers settle (consume-ok, GC)
+		heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+		res.MemPerSession = float64(heap1-heap0) / float64(n)
+		res.RSSPerSession = float64(rss1-rss0) / float64(n)
+		res.BrokerPerSess = float64(broker1-broker0) / float64(n)
+		res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
+		res.Received = uint64(n)
+		if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
+			writeHeapProfile(memProfile + "." + strings.ReplaceAll(sys.Name(), "/", "-"))
+		}
+	}
+	for _, s := range sessions {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the servers tear the sessions down
+	return res
+}
+
+// openIdleEach opens n idle sessions of sys, 8 at a time. On an error it
+// returns the first one with the sessions opened so far (nil elsewhere).
+func openIdleEach(sys system, queue string, n int) ([]io.Closer, error) {
 	sessions := make([]io.Closer, n)
 	var firstErr errorCell
 	var wg sync.WaitGroup
@@ -654,23 +722,5 @@ func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 		}()
 	}
 	wg.Wait()
-	if res.Err = firstErr.get(); res.Err == nil {
-		time.Sleep(time.Second) // let the servers settle (consume-ok, GC)
-		heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
-		res.MemPerSession = float64(heap1-heap0) / float64(n)
-		res.RSSPerSession = float64(rss1-rss0) / float64(n)
-		res.BrokerPerSess = float64(broker1-broker0) / float64(n)
-		res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
-		res.Received = uint64(n)
-		if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
-			writeHeapProfile(memProfile + "." + strings.ReplaceAll(sys.Name(), "/", "-"))
-		}
-	}
-	for _, s := range sessions {
-		if s != nil {
-			_ = s.Close()
-		}
-	}
-	time.Sleep(500 * time.Millisecond) // let the servers tear the sessions down
-	return res
+	return sessions, firstErr.get()
 }

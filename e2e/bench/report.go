@@ -232,10 +232,11 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 
 func deliverySummary(rs []roundResult) string {
 	failed, skipped := 0, 0
-	var first string
+	var first, why string
 	for _, r := range rs {
 		if r.Unavailable {
 			skipped++
+			why = r.Err.Error()
 			continue
 		}
 		if !r.ok() {
@@ -252,7 +253,7 @@ func deliverySummary(rs []roundResult) string {
 	ran := len(rs) - skipped
 	note := ""
 	if skipped > 0 {
-		note = fmt.Sprintf(" (%d skipped: not listening)", skipped)
+		note = fmt.Sprintf(" (%d skipped: %s)", skipped, why)
 	}
 	if failed == 0 {
 		return fmt.Sprintf("exactly once, %d/%d rounds%s", ran, ran, note)

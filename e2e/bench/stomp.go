@@ -18,6 +18,12 @@ type stompSystem struct {
 	name   string
 	addr   string
 	client string // "raw" (rawstomp.go) or "gostomp"
+	// inProcess: the server is a gateway in this process, so each session
+	// costs this process two descriptors (client and server side).
+	inProcess bool
+	// perBrokerConn is how many sessions share one broker connection
+	// (stompgate's shared-connection mode); 0: one each.
+	perBrokerConn int
 }
 
 func (s stompSystem) Name() string { return s.name }
