@@ -125,16 +125,9 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 	// it waits (flushBrokerWrites).
 	held := s.wires != nil && s.cfg.Flow.BatchPublishes && len(s.inbound) > 0
 	if held {
-		s.wires.holdWrites()
 		s.heldPublishes++
 	}
-	// mandatory=false: unroutable messages are dropped yet confirmed, as
-	// with the plugin (semantics 7).
-	err := s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg)
-	if held {
-		s.wires.releaseWrites()
-	}
-	if err != nil {
+	if err := s.basicPublish(held, exchange, key, msg); err != nil {
 		return s.channelError(err)
 	}
 	s.unconfirmed++
@@ -143,6 +136,19 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt, arrived: time.Now()})
 	}
 	return nil
+}
+
+// basicPublish publishes msg on the publisher channel, its socket write
+// held if held. The hold ends even if the publish panics: on a shared
+// connection a hold left open would hold other sessions' writes too.
+func (s *session) basicPublish(held bool, exchange, key string, msg amqp.Publishing) error {
+	if held {
+		s.wires.holdWrites()
+		defer s.wires.releaseWrites()
+	}
+	// mandatory=false: unroutable messages are dropped yet confirmed, as
+	// with the plugin (semantics 7).
+	return s.pub.PublishWithContext(context.Background(), exchange, key, false, false, msg)
 }
 
 // maxHeldPublishes bounds how many publishes wait in a held socket write
