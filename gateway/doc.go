@@ -28,7 +28,10 @@
 //   - The writer goroutine (writer.run) alone writes to the net.Conn:
 //     frames queued by the loop in the outbound buffer, in batches, plus
 //     heart-beat LFs when idle. It acknowledges ack:auto deliveries once
-//     their MESSAGE is written (semantics 10.3).
+//     their MESSAGE is written (semantics 10.3). A session that sends no
+//     heart-beats parks its writer after writerIdleTimeout without work
+//     (the goroutine returns) and the next queued frame starts a new one;
+//     at most one runs at a time (outbound.writerRunning).
 //   - The loop reads the deliveries of the session's first subscription
 //     (session.direct) from amqp091-go itself; each further subscription
 //     gets a forwarder goroutine (session.forward) that hands its

@@ -62,6 +62,12 @@ type outbound struct {
 	taken, written uint64
 	barriers       []barrier
 	writerGone     bool // the writer returned: barriers complete at once
+	// The writer goroutine parks (returns) after writerIdleTimeout without
+	// work when startWriter is set and the session sends no heart-beats;
+	// appendFrame and finish start it again. writerRunning says whether
+	// one runs (or is starting); at most one does.
+	writerRunning bool
+	startWriter   func() // set before the first append; nil: never parks
 
 	wake  chan struct{} // cap 1: the writer has work
 	space chan struct{} // cap 1: the queue was drained; the loop may take deliveries
@@ -192,8 +198,32 @@ func (o *outbound) appendFrame(f *codec.Frame, v codec.Version, trailingLF bool,
 	if ack != nil {
 		o.acks = append(o.acks, *ack)
 	}
+	o.wakeWriterLocked()
+}
+
+// wakeWriterLocked signals the writer, starting it if it is parked. Called
+// with mu held; it unlocks mu.
+func (o *outbound) wakeWriterLocked() {
+	start := !o.writerRunning && o.startWriter != nil
+	o.writerRunning = true
 	o.mu.Unlock()
 	signal(o.wake)
+	if start {
+		o.startWriter()
+	}
+}
+
+// park lets the writer goroutine return when nothing is queued and the
+// queue is not finished; the next appendFrame or finish starts a new one.
+// It reports whether the writer may return.
+func (o *outbound) park() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.startWriter == nil || len(o.pending) > 0 || o.closed {
+		return false
+	}
+	o.writerRunning = false
+	return true
 }
 
 // full reports whether the queue holds limit bytes or more.
@@ -208,8 +238,7 @@ func (o *outbound) full() bool {
 func (o *outbound) finish() {
 	o.mu.Lock()
 	o.closed = true
-	o.mu.Unlock()
-	signal(o.wake)
+	o.wakeWriterLocked() // a parked writer is started to drain and return
 }
 
 // batch is what the writer takes from the queue at once.
@@ -280,13 +309,27 @@ type writer struct {
 	iov          net.Buffers // scratch for writeVectored
 }
 
-func (w *writer) run() error {
+// errWriterParked: the writer returned idle (outbound.park); it is not
+// gone, the next frame starts it again.
+var errWriterParked = errors.New("writer parked")
+
+// writerIdleTimeout is how long a writer without heart-beats to send waits
+// for work before it parks, so an idle session holds no writer goroutine.
+var writerIdleTimeout = time.Second // a variable for tests
+
+func (w *writer) run() (err error) {
 	var tick <-chan time.Time
+	var idle <-chan time.Time // parking, for sessions without heart-beats
 	if w.sendInterval > 0 {
 		t := time.NewTicker(w.sendInterval / 2)
 		defer t.Stop()
 		tick = t.C
+	} else {
+		t := time.NewTicker(writerIdleTimeout)
+		defer t.Stop()
+		idle = t.C
 	}
+	busy := false // work since the last idle tick
 	lastWrite := time.Now()
 	var spare batch
 	// Written ack:auto deliveries wait in out.ackQ; the timer, made when
@@ -295,14 +338,26 @@ func (w *writer) run() error {
 	var ackTimeout <-chan time.Time // ackTimer.C once made
 	defer func() {
 		w.out.ackQ.flush()
-		w.out.wrote(true)
+		if !errors.Is(err, errWriterParked) {
+			w.out.wrote(true)
+		}
 	}()
 	for {
 		select {
 		case <-ackTimeout:
 			w.out.ackQ.flush()
 			continue
+		case <-idle:
+			if !busy {
+				w.out.ackQ.flush() // before park: a new writer may start at once
+				if w.out.park() {
+					return errWriterParked
+				}
+			}
+			busy = false
+			continue
 		case <-w.out.wake:
+			busy = true
 		case now := <-tick:
 			if now.Sub(lastWrite) < w.sendInterval/2 {
 				continue

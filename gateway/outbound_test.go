@@ -185,6 +185,55 @@ func TestWriterSendsHeartbeatsWhenIdle(t *testing.T) {
 	})
 }
 
+// shortWriterIdle makes idle writers park after d for one test.
+func shortWriterIdle(t *testing.T, d time.Duration) {
+	old := writerIdleTimeout
+	writerIdleTimeout = d
+	t.Cleanup(func() { writerIdleTimeout = old })
+}
+
+func (o *outbound) isWriterRunning() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writerRunning
+}
+
+func TestIdleWriterParksAndStartsAgain(t *testing.T) {
+	// Without heart-beats to send, the writer goroutine returns when idle
+	// and the next frame starts a new one; nothing is lost or reordered.
+	shortWriterIdle(t, 10*time.Millisecond)
+	forEachTransport(t, func(t *testing.T, pair connPair) {
+		h := connected(t, pair, testConfig(), newFakeBroker(), "1.2")
+		h.subscribe("0", "/queue/a")
+		ch := h.sub("T_0")
+		for round := range 3 {
+			eventually(t, "the writer parked", func() bool { return !h.sess.out.isWriterRunning() })
+			for i := range 3 {
+				ch.deliver(t, "T_0", fmt.Sprintf("round %d message %d", round, i))
+			}
+			for i := range 3 {
+				h.expectMessage(fmt.Sprintf("round %d message %d", round, i))
+			}
+		}
+		// ack:auto deliveries written by a writer that then parked are
+		// acknowledged, not left for the broker to requeue.
+		eventually(t, "all 9 deliveries acked", func() bool { return len(ackedTags(ch)) == 9 })
+		h.send("DISCONNECT\nreceipt:bye\n\n\x00")
+		h.expectReceipt("bye")
+	})
+}
+
+func TestWriterWithHeartbeatsDoesNotPark(t *testing.T) {
+	shortWriterIdle(t, 10*time.Millisecond)
+	h := startSession(t, pipePair, testConfig(), newFakeBroker())
+	h.send(connectFrame("heart-beat:0,40"))
+	h.expectFrame("CONNECTED")
+	h.expectHeartbeats(3) // a parked writer would send none
+	if !h.sess.out.isWriterRunning() {
+		t.Error("the writer of a session with heart-beats parked")
+	}
+}
+
 func TestHeartbeatTimeout(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		h := startSession(t, pair, testConfig(), newFakeBroker())

@@ -26,7 +26,8 @@ import (
 //   - run, the session goroutine: the CONNECT phase, then loop, the single
 //     owner of everything below the "owned by the session loop" line.
 //   - the reader goroutine (readLoop): decodes frames and hands them over.
-//   - the writer goroutine (writer.run): the only writer to conn.
+//   - the writer goroutine (writer.run, runWriter): the only writer to
+//     conn; parked while idle in a session without heart-beats.
 //   - one forwarder per subscription but the first (forward): hands that
 //     subscription's deliveries, then their end, to the loop. The loop
 //     reads the first subscription's deliveries itself (direct).
@@ -341,24 +342,41 @@ func (s *session) connect() error {
 	connected.Headers.Add("session", s.id)
 	connected.Headers.Add("heart-beat", fmt.Sprintf("%d,%d", sendInterval.Milliseconds(), recvInterval.Milliseconds()))
 	connected.Headers.Add("version", version.String())
-	// The codec never escapes CONNECTED (STOMP 1.2), whatever the version.
-	s.queueFrame(connected, nil)
 
+	// The writer goroutine starts with the first frame (CONNECTED) and, in
+	// a session without heart-beats to send, parks when idle and starts
+	// again with the next frame (outbound.startWriter). writerDone closes
+	// when it returns for good.
 	w := &writer{conn: s.conn, out: s.out, sendInterval: sendInterval, writeTimeout: s.cfg.Flow.WriteTimeout, stop: s.killCh}
 	s.writerErr = make(chan error, 1)
 	s.writerDone = make(chan struct{})
-	go func() {
-		defer close(s.writerDone)
-		defer s.recoverGoroutine("writer")
-		if err := w.run(); err != nil {
-			s.writerErr <- err
-		}
-	}()
+	s.out.startWriter = func() { go s.runWriter(w) }
+	// The codec never escapes CONNECTED (STOMP 1.2), whatever the version.
+	s.queueFrame(connected, nil)
 	s.loopStarted.Store(true)
 	s.readerDone = make(chan struct{})
 	s.wg.Add(1)
 	go s.readLoop()
 	return nil
+}
+
+// runWriter is the writer goroutine: one run of w until it parks, ends
+// or fails.
+func (s *session) runWriter(w *writer) {
+	parked := false
+	defer func() {
+		if !parked {
+			close(s.writerDone)
+		}
+	}()
+	defer s.recoverGoroutine("writer")
+	err := w.run()
+	switch {
+	case errors.Is(err, errWriterParked):
+		parked = true
+	case err != nil:
+		s.writerErr <- err
+	}
 }
 
 // negotiateHeartbeat applies semantics 3: S = 0 if cy = 0 else max(cy,

@@ -676,7 +676,9 @@ func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
 		sessions, res.Err = openIdleEach(sys, queue, n)
 	}
 	if res.Err == nil {
-		time.Sleep(time.Second) // let the servers settle (consume-ok, GC)
+		// Let the servers settle: consume-ok, GC, and stompgate parks the
+		// writer goroutine of a session idle for 1–2 s (writerIdleTimeout).
+		time.Sleep(3 * time.Second)
 		heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
 		res.MemPerSession = float64(heap1-heap0) / float64(n)
 		res.RSSPerSession = float64(rss1-rss0) / float64(n)
