@@ -161,9 +161,11 @@ type roundResult struct {
 	P50, P99, P999 float64 // ns, latency scenario
 	ProcCPU        float64 // µs of this process per message
 	BrokerCPU      float64 // µs of the broker per message
-	MemPerSession  float64 // bytes: Go heap+stacks of this process
-	RSSPerSession  float64 // bytes: RSS of this process
-	BrokerPerSess  float64 // bytes: broker RSS
+	MemPerSession  float64 // bytes: Go heap+stacks of this process, marginal (runIdle)
+	// MemPerSessionAll: the same over all sessions, one-time costs included
+	MemPerSessionAll float64
+	RSSPerSession    float64 // bytes: RSS of this process
+	BrokerPerSess    float64 // bytes: broker RSS
 	// GoroutinesPerSess: goroutines of this process per idle session
 	GoroutinesPerSess float64
 	Check             deliveryCheck
@@ -664,37 +666,59 @@ func produce(p producer, pi uint64, sc scenario, deadline time.Time, credit chan
 }
 
 func runIdle(sys system, queue string, n int, brokerPID int) (res roundResult) {
-	heap0, rss0, broker0 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+	// Two batches: the first half of the sessions, then the second. Memory
+	// per session is the growth over the second batch (the marginal cost of
+	// one more idle session); costs paid once, such as the runtime's caches
+	// of goroutines and stacks or the first pooled broker connection, fall
+	// in the first. The growth over all n sessions is MemPerSessionAll.
+	first := n / 2
+	heap0 := goMemory()
 	goroutines0 := runtime.NumGoroutine()
 	var sessions []io.Closer
-	if s, ok := sys.(stompSystem); ok && s.inProcess {
-		var child io.Closer
-		if child, res.Err = s.OpenIdleBatch(queue, n); res.Err == nil {
-			sessions = []io.Closer{child}
+	defer func() {
+		for _, s := range sessions {
+			if s != nil {
+				_ = s.Close()
+			}
 		}
-	} else {
-		sessions, res.Err = openIdleEach(sys, queue, n)
-	}
-	if res.Err == nil {
-		// Let the servers settle: consume-ok, GC, and stompgate parks the
-		// writer goroutine of a session idle for 1–2 s (writerIdleTimeout).
-		time.Sleep(3 * time.Second)
-		heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
-		res.MemPerSession = float64(heap1-heap0) / float64(n)
-		res.RSSPerSession = float64(rss1-rss0) / float64(n)
-		res.BrokerPerSess = float64(broker1-broker0) / float64(n)
-		res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
-		res.Received = uint64(n)
-		if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
-			writeHeapProfile(memProfile + "." + strings.ReplaceAll(sys.Name(), "/", "-"))
+		time.Sleep(500 * time.Millisecond) // let the servers tear the sessions down
+	}()
+	open := func(count int) error {
+		if s, ok := sys.(stompSystem); ok && s.inProcess {
+			child, err := s.OpenIdleBatch(queue, count)
+			if err == nil {
+				sessions = append(sessions, child)
+			}
+			return err
 		}
+		opened, err := openIdleEach(sys, queue, count)
+		sessions = append(sessions, opened...)
+		return err
 	}
-	for _, s := range sessions {
-		if s != nil {
-			_ = s.Close()
-		}
+	// Let the servers settle after each batch: consume-ok, GC, and
+	// stompgate parks the writer goroutine of a session idle for 1–2 s
+	// (writerIdleTimeout).
+	const settle = 3 * time.Second
+	if res.Err = open(first); res.Err != nil {
+		return res
 	}
-	time.Sleep(500 * time.Millisecond) // let the servers tear the sessions down
+	time.Sleep(settle)
+	heap1, rss1, broker1 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+	if res.Err = open(n - first); res.Err != nil {
+		return res
+	}
+	time.Sleep(settle)
+	heap2, rss2, broker2 := goMemory(), pidRSS(0), pidRSS(brokerPID)
+	second := float64(n - first)
+	res.MemPerSession = float64(heap2-heap1) / second
+	res.MemPerSessionAll = float64(heap2-heap0) / float64(n)
+	res.RSSPerSession = float64(rss2-rss1) / second
+	res.BrokerPerSess = float64(broker2-broker1) / second
+	res.GoroutinesPerSess = float64(runtime.NumGoroutine()-goroutines0) / float64(n)
+	res.Received = uint64(n)
+	if memProfile != "" && strings.HasPrefix(sys.Name(), "stompgate") {
+		writeHeapProfile(memProfile + "." + strings.ReplaceAll(sys.Name(), "/", "-"))
+	}
 	return res
 }
 

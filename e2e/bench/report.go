@@ -187,7 +187,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintln(out, "Latency row: p99 of (receive time − send time) over all messages of a round at a fixed rate. Memory row: AMQP and plugin = broker RSS growth per session; stompgate = this process's Go heap+stacks growth per session (the gateway) in shared-connection mode (amqp.shared_connections); stompgate/per-session, one AMQP connection per session, is in the details.")
+	fmt.Fprintln(out, "Latency row: p99 of (receive time − send time) over all messages of a round at a fixed rate. Memory row: growth per session over the second half of the idle sessions (the first half takes one-time costs); AMQP and plugin = broker RSS; stompgate = this process's Go heap+stacks (the gateway) in shared-connection mode (amqp.shared_connections); stompgate/per-session, one AMQP connection per session, and the growth over all sessions are in the details.")
 	fmt.Fprintln(out)
 
 	fmt.Fprintln(out, "### Details (medians, min–max over rounds)")
@@ -203,8 +203,9 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 			delivery := deliverySummary(rs)
 			if sc.Idle {
 				delivery = strings.Replace(delivery, "exactly once", "all sessions subscribed", 1)
-				fmt.Fprintf(out, "| %s | %s | heap %s, RSS %s, %.1f goroutines /session | – | – | broker RSS %s /session | %s |\n", sc.Key, sys.Name(),
+				fmt.Fprintf(out, "| %s | %s | heap %s (%s over all), RSS %s, %.1f goroutines /session | – | – | broker RSS %s /session | %s |\n", sc.Key, sys.Name(),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.MemPerSession })),
+					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.MemPerSessionAll })),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.RSSPerSession })),
 					medianOf(rs, func(r roundResult) float64 { return r.GoroutinesPerSess }),
 					bytesStr(medianOf(rs, func(r roundResult) float64 { return r.BrokerPerSess })), delivery)
