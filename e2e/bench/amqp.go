@@ -81,14 +81,45 @@ type amqpProducer struct {
 	inFlight   []*amqp.DeferredConfirmation // FIFO, at most receiptWindow
 }
 
-func (a amqpSystem) NewProducer(queue string, sc scenario) (producer, error) {
-	conn, err := amqp.Dial(a.url)
+// dialChannel opens a connection and one channel on it.
+func dialChannel(url string) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := amqp.Dial(url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
+}
+
+// dialConsumer opens a connection and consumes queue on one channel: with
+// no_ack=true if autoAck, else acked with prefetch. The connection is
+// closed on an error.
+func dialConsumer(url, queue string, autoAck bool) (*amqp.Connection, <-chan amqp.Delivery, error) {
+	conn, ch, err := dialChannel(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !autoAck {
+		if err := ch.Qos(prefetch, 0, false); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	deliveries, err := ch.Consume(queue, "", autoAck, false, false, false, nil)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, deliveries, nil
+}
+
+func (a amqpSystem) NewProducer(queue string, sc scenario) (producer, error) {
+	conn, ch, err := dialChannel(a.url)
+	if err != nil {
 		return nil, err
 	}
 	p := &amqpProducer{conn: conn, ch: ch, queue: queue, persistent: sc.Persistent}
@@ -148,25 +179,9 @@ type amqpConsumer struct {
 }
 
 func (a amqpSystem) NewConsumer(queue string, sc scenario, handle func([]byte)) (consumer, error) {
-	conn, err := amqp.Dial(a.url)
-	if err != nil {
-		return nil, err
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
 	autoAck := !sc.Persistent && !a.sameWork
-	if !autoAck {
-		if err := ch.Qos(prefetch, 0, false); err != nil {
-			_ = conn.Close()
-			return nil, err
-		}
-	}
-	deliveries, err := ch.Consume(queue, "", autoAck, false, false, false, nil)
+	conn, deliveries, err := dialConsumer(a.url, queue, autoAck)
 	if err != nil {
-		_ = conn.Close()
 		return nil, err
 	}
 	c := &amqpConsumer{conn: conn, done: make(chan struct{})}
@@ -223,22 +238,8 @@ type amqpIdle struct{ conn *amqp.Connection }
 func (i amqpIdle) Close() error { return i.conn.Close() }
 
 func (a amqpSystem) OpenIdle(queue string) (io.Closer, error) {
-	conn, err := amqp.Dial(a.url)
+	conn, deliveries, err := dialConsumer(a.url, queue, false)
 	if err != nil {
-		return nil, err
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	if err := ch.Qos(prefetch, 0, false); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
-	if err != nil {
-		_ = conn.Close()
 		return nil, err
 	}
 	go func() {
