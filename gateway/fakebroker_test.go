@@ -236,25 +236,18 @@ func (c *fakeConn) channel(t *testing.T, i int) *fakeChannel {
 // NotifyFlow listener (the session watches channel.flow only there).
 func (c *fakeConn) publisher(t *testing.T) *fakeChannel {
 	t.Helper()
-	return c.channelWhere(t, "the publisher channel opened", func(ch *fakeChannel) bool { return len(ch.flows) > 0 })
+	return c.channelWhere(t, "the publisher channel opened", isPublisher)
 }
 
 // publisherIfOpen is the publisher channel, or nil if the session has not
 // opened one (no SEND yet).
 func (c *fakeConn) publisherIfOpen() *fakeChannel {
-	c.mu.Lock()
-	channels := append([]*fakeChannel(nil), c.channels...)
-	c.mu.Unlock()
-	for _, ch := range channels {
-		ch.mu.Lock()
-		flows := len(ch.flows)
-		ch.mu.Unlock()
-		if flows > 0 {
-			return ch
-		}
-	}
-	return nil
+	return c.findChannel(isPublisher)
 }
+
+// isPublisher: the session watches channel.flow only on its publisher
+// channel.
+func isPublisher(ch *fakeChannel) bool { return len(ch.flows) > 0 }
 
 // consumerChannel waits for the channel that consumes with tag.
 func (c *fakeConn) consumerChannel(t *testing.T, tag string) *fakeChannel {
@@ -271,21 +264,27 @@ func (c *fakeConn) channelWhere(t *testing.T, what string, match func(*fakeChann
 	t.Helper()
 	var found *fakeChannel
 	eventually(t, what, func() bool {
-		c.mu.Lock()
-		channels := append([]*fakeChannel(nil), c.channels...)
-		c.mu.Unlock()
-		for _, ch := range channels {
-			ch.mu.Lock()
-			ok := match(ch)
-			ch.mu.Unlock()
-			if ok {
-				found = ch
-				return true
-			}
-		}
-		return false
+		found = c.findChannel(match)
+		return found != nil
 	})
 	return found
+}
+
+// findChannel is the first channel for which match, called with the
+// channel's lock held, is true, or nil.
+func (c *fakeConn) findChannel(match func(*fakeChannel) bool) *fakeChannel {
+	c.mu.Lock()
+	channels := append([]*fakeChannel(nil), c.channels...)
+	c.mu.Unlock()
+	for _, ch := range channels {
+		ch.mu.Lock()
+		ok := match(ch)
+		ch.mu.Unlock()
+		if ok {
+			return ch
+		}
+	}
+	return nil
 }
 
 func (c *fakeConn) channelCount() int {

@@ -123,7 +123,7 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 	// More client frames are already waiting: hold this publish's socket
 	// write so that the next publishes share it; the loop flushes before
 	// it waits (flushBrokerWrites).
-	held := s.wires != nil && s.cfg.Flow.BatchPublishes && len(s.inbound) > 0
+	held := s.wires != nil && len(s.inbound) > 0
 	if held {
 		s.heldPublishes++
 	}

@@ -64,7 +64,7 @@ type session struct {
 	out        *outbound
 	broker     brokerConn
 	pub        brokerChannel
-	wires      writeHolder // the broker socket's held writes; nil for fakes
+	wires      writeHolder // the broker socket's held writes; nil for fakes or without flow.batch_publishes
 	confirms   chan amqp.Confirmation
 	pubClose   chan *amqp.Error
 	connClose  chan *amqp.Error
@@ -307,7 +307,9 @@ func (s *session) connect() error {
 		}
 	}
 	s.broker = broker
-	s.wires = brokerWriteHolder(broker)
+	if s.cfg.Flow.BatchPublishes {
+		s.wires = brokerWriteHolder(broker)
+	}
 	s.obs.BrokerConnection("open")
 	s.profile = selectProfile(s.cfg.AMQP.Profile, broker.ServerProperties())
 	s.obs.BrokerProfile(s.profile.Name())
