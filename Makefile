@@ -112,6 +112,12 @@ deps:
 broker:
 	bash scripts/ensure-rabbitmq.sh
 
+## qpid: start (or reuse) a Qpid Broker-J for tests on a free loopback port and
+## print its AMQP URL; `bash scripts/ensure-qpid.sh stop` stops it
+.PHONY: qpid
+qpid:
+	bash scripts/ensure-qpid.sh
+
 ## test-scripts: tests of the two scripts above, against stub commands
 test-scripts:
 	bash scripts/test-scripts.sh
