@@ -366,3 +366,25 @@ func TestVerifyConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func BenchmarkVerify(b *testing.B) {
+	testKeys(b)
+	path := filepath.Join(b.TempDir(), "jwks.json")
+	authtest.WriteJWKSFile(b, path, rsaA, ecA, edA)
+	v, err := auth.NewVerifier(auth.Options{JWKSFile: path, Issuer: testIss, Audience: testAud}, nullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	for _, k := range []*authtest.Key{rsaA, ecA, edA} {
+		tok := authtest.Sign(b, k, claims(time.Hour))
+		b.Run(k.Alg, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(context.Background(), tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
