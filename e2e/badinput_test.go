@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
-
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 const (
@@ -26,7 +25,7 @@ const (
 func TestBadInputEndsOnlyThatSession(t *testing.T) {
 	t.Parallel()
 	n := newNames(t) // before startGateway: cleanups run LIFO
-	addr := startGateway(t, func(cfg *gateway.Config) {
+	addr := startGateway(t, func(cfg *config.Config) {
 		cfg.Limits.MaxHeaderLine = smallHeaderLine
 		cfg.Limits.MaxBody = smallMaxBody
 	})

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // A real browser: headless Chromium from Debian's chromium package loads a
@@ -117,7 +117,7 @@ func TestBrowserStompJSOverWebSocket(t *testing.T) {
 
 	// The page comes from another origin than the gateway (another port),
 	// so it must be allowed explicitly.
-	srv := startDeployedGateway(t, func(c *gateway.Config) {
+	srv := startDeployedGateway(t, func(c *config.Config) {
 		c.WebSocket.Listen = "127.0.0.1:0"
 		c.WebSocket.AllowedOrigins = []string{pageHost}
 	})

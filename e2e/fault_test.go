@@ -18,8 +18,7 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // The fault suite of issue 4: the gateway's AMQP connections go through a
@@ -52,11 +51,11 @@ func brokerHostPort(t testing.TB) string {
 // the gateway shuts down, so a session wedged on a stalled link cannot
 // hold the shutdown (its cleanup is registered after the gateway's and so
 // runs first).
-func startGatewayBehindProxy(t *testing.T, mutate ...func(*gateway.Config)) (*faultProxy, string) {
+func startGatewayBehindProxy(t *testing.T, mutate ...func(*config.Config)) (*faultProxy, string) {
 	t.Helper()
 	requireGateway(t, "the gateway's broker link must go through the fault proxy")
 	proxy := newFaultProxy(t, brokerHostPort(t))
-	addr := startGateway(t, append([]func(*gateway.Config){func(cfg *gateway.Config) {
+	addr := startGateway(t, append([]func(*config.Config){func(cfg *config.Config) {
 		cfg.AMQP.URL = proxy.URL()
 		cfg.AMQP.Heartbeat = faultHeartbeat
 		cfg.AMQP.DialTimeout = 2 * time.Second
@@ -483,7 +482,7 @@ func TestFaultFailoverToSecondURL(t *testing.T) {
 			dead := newFaultProxy(t, brokerHostPort(t))
 			tc.fault(dead)
 			const dialTimeout = 2 * time.Second
-			addr := startGateway(t, func(cfg *gateway.Config) {
+			addr := startGateway(t, func(cfg *config.Config) {
 				cfg.AMQP.URL = dead.URL() + ",amqp://" + brokerHostPort(t)
 				cfg.AMQP.DialTimeout = dialTimeout
 			})

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // A second, real AMQP 0-9-1 broker for the e2e suite (issue 7, semantics
@@ -249,9 +250,9 @@ func (c *logCapture) find(substr string) []logrus.Entry {
 // brokerURL with an admin listener for /metrics. It ignores
 // STOMPGATE_E2E_TARGET: these tests are about the gateway's broker
 // profiles, which an external STOMP server does not have.
-func startGatewayFor(t testing.TB, brokerURL string, mutate ...func(*gateway.Config)) (*gateway.Server, *logCapture) {
+func startGatewayFor(t testing.TB, brokerURL string, mutate ...func(*config.Config)) (*gateway.Server, *logCapture) {
 	t.Helper()
-	cfg := gateway.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = brokerURL

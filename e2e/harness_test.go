@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // runID makes every queue, exchange and routing key of one test run unique,
@@ -35,12 +36,12 @@ var runID = func() string {
 // and returns its address; t.Cleanup shuts it down. With
 // STOMPGATE_E2E_TARGET set it returns that address instead and the mutators
 // are not applied: tests that depend on them must call requireGateway.
-func startGateway(t testing.TB, mutate ...func(*gateway.Config)) string {
+func startGateway(t testing.TB, mutate ...func(*config.Config)) string {
 	t.Helper()
 	if external() {
 		return externalTarget()
 	}
-	cfg := gateway.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = amqpURL()
 	cfg.ShutdownTimeout = 5 * time.Second
@@ -53,7 +54,7 @@ func startGateway(t testing.TB, mutate ...func(*gateway.Config)) string {
 // serveGateway runs an in-process gateway with cfg, logging to the test
 // (hooks see every entry too), until the test ends: then it shuts the
 // gateway down and checks that Serve returned ErrServerClosed.
-func serveGateway(t testing.TB, cfg gateway.Config, hooks ...logrus.Hook) *gateway.Server {
+func serveGateway(t testing.TB, cfg config.Config, hooks ...logrus.Hook) *gateway.Server {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)

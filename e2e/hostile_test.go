@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
-
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // The hostile-input suite of issue 4, beyond badinput_test.go (which has
@@ -263,11 +262,11 @@ func TestHostileInput(t *testing.T) {
 	requireGateway(t, "asserts gateway limits and a gateway in this process (heap)")
 	n := newNames(t)
 	const connectTimeout = time.Second
-	addr := startGateway(t, func(cfg *gateway.Config) {
+	addr := startGateway(t, func(cfg *config.Config) {
 		cfg.Limits.ConnectTimeout = connectTimeout
 		cfg.Limits.MaxBody = hostileMaxBody
 	})
-	def := gateway.DefaultConfig().Limits
+	def := config.DefaultConfig().Limits
 	q := "/queue/" + n.queue("hostile")
 	heap := startHeapWatch()
 	healthy := startHealthyClient(t, addr, n.queue("healthy"))
@@ -501,7 +500,7 @@ func TestHostileSlowConsumer(t *testing.T) {
 	requireGateway(t, "needs flow.max_outbound_bytes and flow.write_timeout")
 	n := newNames(t)
 	const writeTimeout = time.Second
-	addr := startGateway(t, func(cfg *gateway.Config) {
+	addr := startGateway(t, func(cfg *config.Config) {
 		cfg.Flow.MaxOutboundBytes = 64 << 10
 		cfg.Flow.WriteTimeout = writeTimeout
 	})
@@ -569,7 +568,7 @@ func TestHostileMaxConnections(t *testing.T) {
 	requireGateway(t, "needs limits.max_connections")
 	n := newNames(t)
 	const limit = 3
-	addr := startGateway(t, func(cfg *gateway.Config) { cfg.Limits.MaxConnections = limit })
+	addr := startGateway(t, func(cfg *config.Config) { cfg.Limits.MaxConnections = limit })
 	queue := "/queue/" + n.queue("maxconn")
 	var open []*rawConn
 	for range limit {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // The bounded load tests of issue 4. Both run in the default e2e run and
@@ -119,7 +119,7 @@ func TestLoadFanout(t *testing.T) {
 	// under -race on two busy cores, 3 s (death after 9 s of silence)
 	// ended 3-5% of the sessions with false "AMQP connection died"
 	// (reported to the lead with issue 4).
-	runLoadFanout(t, envInt(t, "STOMPGATE_E2E_FANOUT_SESSIONS", 500), func(cfg *gateway.Config) { cfg.AMQP.Heartbeat = 10 * time.Second })
+	runLoadFanout(t, envInt(t, "STOMPGATE_E2E_FANOUT_SESSIONS", 500), func(cfg *config.Config) { cfg.AMQP.Heartbeat = 10 * time.Second })
 }
 
 // TestLoadFanoutShared is issue 4's 1,000 concurrent sessions, in
@@ -128,14 +128,14 @@ func TestLoadFanout(t *testing.T) {
 // authenticated with a short-lived connection of its own).
 func TestLoadFanoutShared(t *testing.T) {
 	requireGateway(t, "shared-connection mode is a stompgate feature")
-	runLoadFanout(t, envInt(t, "STOMPGATE_E2E_FANOUT_SHARED_SESSIONS", 1000), func(cfg *gateway.Config) {
+	runLoadFanout(t, envInt(t, "STOMPGATE_E2E_FANOUT_SHARED_SESSIONS", 1000), func(cfg *config.Config) {
 		cfg.AMQP.Heartbeat = 10 * time.Second
 		cfg.AMQP.SharedConnections = true
 		cfg.AMQP.SessionsPerConnection = 64
 	})
 }
 
-func runLoadFanout(t *testing.T, sessions int, mutate func(*gateway.Config)) {
+func runLoadFanout(t *testing.T, sessions int, mutate func(*config.Config)) {
 	const messages = 20
 	raiseFileLimit(t, uint64(3*sessions+256))
 	n := newNames(t)
@@ -267,7 +267,7 @@ func TestLoadPersistentAcked(t *testing.T) {
 	total := envInt(t, "STOMPGATE_E2E_LOAD_MESSAGES", 100000)
 	const producers, consumers = 4, 4
 	n := newNames(t)
-	addr := startGateway(t, func(cfg *gateway.Config) { cfg.Flow.MaxPrefetch = 10000 })
+	addr := startGateway(t, func(cfg *config.Config) { cfg.Flow.MaxPrefetch = 10000 })
 	queue := n.queue("load")
 	dest := "/queue/" + queue
 

@@ -15,6 +15,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // The admin listener against the real broker: /healthz, /readyz, and
@@ -61,7 +62,7 @@ func scrape(t *testing.T, srv *gateway.Server) map[string]float64 {
 }
 
 func TestMetricsMoveWithTraffic(t *testing.T) {
-	srv := startDeployedGateway(t, func(c *gateway.Config) { c.Admin.Listen = "127.0.0.1:0" })
+	srv := startDeployedGateway(t, func(c *config.Config) { c.Admin.Listen = "127.0.0.1:0" })
 	queue := newNames(t).queue("metrics")
 	before := scrape(t, srv)
 
@@ -134,7 +135,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 
 // A refused login counts as an ERROR and a refused broker connection.
 func TestMetricsCountErrors(t *testing.T) {
-	srv := startDeployedGateway(t, func(c *gateway.Config) { c.Admin.Listen = "127.0.0.1:0" })
+	srv := startDeployedGateway(t, func(c *config.Config) { c.Admin.Listen = "127.0.0.1:0" })
 	before := scrape(t, srv)
 	c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
 	if err != nil {
@@ -161,7 +162,7 @@ func TestMetricsCountErrors(t *testing.T) {
 
 func TestMetricsHealthAndReadiness(t *testing.T) {
 	t.Run("broker up", func(t *testing.T) {
-		srv := startDeployedGateway(t, func(c *gateway.Config) { c.Admin.Listen = "127.0.0.1:0" })
+		srv := startDeployedGateway(t, func(c *config.Config) { c.Admin.Listen = "127.0.0.1:0" })
 		if code, body := adminGet(t, srv, "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz: %d %q", code, body)
 		}
@@ -176,7 +177,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		}
 		dead := ln.Addr().String()
 		_ = ln.Close()
-		srv := startDeployedGateway(t, func(c *gateway.Config) {
+		srv := startDeployedGateway(t, func(c *config.Config) {
 			c.Admin.Listen = "127.0.0.1:0"
 			c.AMQP.URL = "amqp://" + dead + "/"
 		})

@@ -14,7 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 	"github.com/stompgate/stompgate/mapping"
 )
 
@@ -205,7 +205,7 @@ func TestTransactionLimits(t *testing.T) {
 	requireGateway(t, "needs gateway config; the plugin's transactions are unbounded (semantics 16 #12)")
 	t.Parallel()
 	n := newNames(t)
-	addr := startGateway(t, func(c *gateway.Config) {
+	addr := startGateway(t, func(c *config.Config) {
 		c.Transactions.MaxOpen = 2
 		c.Transactions.MaxActions = 3
 	})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // sharedPoolConnections counts the broker connections of stompgate's
@@ -36,7 +36,7 @@ func TestSharedConnectionMode(t *testing.T) {
 	const sessions, perConn = 60, 16
 	names := newNames(t)
 	topic := names.key("fanout")
-	addr := startGateway(t, func(c *gateway.Config) {
+	addr := startGateway(t, func(c *config.Config) {
 		c.AMQP.SharedConnections = true
 		c.AMQP.SessionsPerConnection = perConn
 	})

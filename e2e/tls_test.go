@@ -23,6 +23,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // STOMP over TLS ("stomp+ssl") and WSS with certificates generated here:
@@ -96,7 +97,7 @@ func newE2EPKI(t *testing.T) *e2ePKI {
 
 func startTLSGateway(t *testing.T, pki *e2ePKI) *gateway.Server {
 	t.Helper()
-	return startDeployedGateway(t, func(c *gateway.Config) {
+	return startDeployedGateway(t, func(c *config.Config) {
 		c.TLS.Listen = "127.0.0.1:0"
 		c.TLS.CertFile, c.TLS.KeyFile = pki.serverCert, pki.serverKey
 		c.TLS.ClientCAFile, c.TLS.VerifyClient = pki.caFile, true

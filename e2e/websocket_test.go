@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // STOMP over WebSocket against the real broker: the same sessions as TCP,
@@ -22,10 +23,10 @@ import (
 // returns the server for its addresses. The harness's startGateway returns
 // only the STOMP address, so these tests have their own start-up; they need
 // the in-process gateway.
-func startDeployedGateway(t *testing.T, mutate func(*gateway.Config)) *gateway.Server {
+func startDeployedGateway(t *testing.T, mutate func(*config.Config)) *gateway.Server {
 	t.Helper()
 	requireGateway(t, "needs the in-process gateway's WebSocket, TLS and admin listeners")
-	cfg := gateway.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AMQP.URL = amqpURL()
 	cfg.ShutdownTimeout = 5 * time.Second
@@ -98,7 +99,7 @@ func (c *wsClient) frame(cmd string) string {
 }
 
 func TestWebSocketSendSubscribeReceive(t *testing.T) {
-	srv := startDeployedGateway(t, func(c *gateway.Config) { c.WebSocket.Listen = "127.0.0.1:0" })
+	srv := startDeployedGateway(t, func(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" })
 	n := newNames(t)
 	queue := n.queue("ws")
 	c := dialWS(t, "ws://"+srv.WebSocketAddr().String()+"/ws", &websocket.DialOptions{Subprotocols: []string{"v10.stomp", "v11.stomp", "v12.stomp"}})
@@ -171,7 +172,7 @@ func headerOf(frame, name string) string {
 
 // The gateway sends heart-beats as lone LF messages.
 func TestWebSocketHeartBeats(t *testing.T) {
-	srv := startDeployedGateway(t, func(c *gateway.Config) {
+	srv := startDeployedGateway(t, func(c *config.Config) {
 		c.WebSocket.Listen = "127.0.0.1:0"
 		c.Heartbeat.SendMin = 100 * time.Millisecond
 	})
@@ -188,7 +189,7 @@ func TestWebSocketHeartBeats(t *testing.T) {
 
 // A protocol error gets its ERROR as a message, then the close frame.
 func TestWebSocketErrorBeforeClose(t *testing.T) {
-	srv := startDeployedGateway(t, func(c *gateway.Config) { c.WebSocket.Listen = "127.0.0.1:0" })
+	srv := startDeployedGateway(t, func(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" })
 	c := dialWS(t, "ws://"+srv.WebSocketAddr().String()+"/ws", &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
 	c.write("CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guest\n\n\x00")
 	c.frame("CONNECTED")

@@ -3,6 +3,30 @@
 // specified in shared/design/semantics.md; section numbers in comments refer
 // to it.
 //
+// # Layout
+//
+// This package is the STOMP session core. Around it, each package owns one
+// side of the gateway, and none of them imports this one:
+//
+//	gateway            Server (listeners, accept loops, Shutdown) and the
+//	                   sessions: loop, subscriptions, sends, acks,
+//	                   transactions, the outbound writer, ERROR frames
+//	gateway/codec      STOMP frames: a limited streaming Reader, escaping,
+//	                   AppendFrame (pure)
+//	gateway/broker     the AMQP side: dialing and the failover URL list,
+//	                   shared pools, broker profiles, coalesced socket
+//	                   writes, behind the Conn and Channel interfaces
+//	gateway/config     Config, defaults, YAML loading, ${ENV}, validation,
+//	                   TLS material
+//	gateway/admin      /healthz, /readyz, /metrics, pprof; the Prometheus
+//	                   Metrics behind the Observer interface
+//	gateway/ws         the WebSocket transport (a net.Conn per upgrade)
+//	mapping            destinations and headers ⇄ AMQP plans (pure)
+//
+// Imports go one way: gateway may import all of them; broker imports config
+// and codec; admin imports config and codec; ws, config, codec and mapping
+// import no other stompgate package.
+//
 // # Design
 //
 // A Server owns the listener and the accept loop (Serve), and tracks its
@@ -39,8 +63,10 @@
 //     delivery channel, its subscription's cancel and close notifications
 //     (buffered, sent before the close) say why (subscription.endEvent).
 //   - While more client frames wait, the loop holds the socket writes of
-//     its publishes so that consecutive SENDs share one (coalescingConn);
+//     its publishes so that consecutive SENDs share one (broker.WriteHolder);
 //     it flushes them before it waits for anything (flushBrokerWrites).
+//   - The AMQP side runs its own goroutines (package broker's doc), and a
+//     WebSocket session has a read pump under its net.Conn (package ws).
 //
 // Queues and their policies when full: the outbound buffer is capped at
 // flow.max_outbound_bytes (one frame always fits); while it is full the

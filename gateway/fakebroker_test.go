@@ -9,10 +9,11 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stompgate/stompgate/gateway/broker"
 )
 
 // fakeBroker is a scripted AMQP side for session tests (style.md practice
-// 13). It is the session's brokerDialer; every connection and channel it
+// 13). It is the session's broker.Dialer; every connection and channel it
 // hands out records the calls made on it, so a test can assert which
 // declares, binds, publishes and acks a STOMP frame caused, and push
 // broker-side events (deliveries, confirms, closes, cancels, flow control)
@@ -29,21 +30,21 @@ type fakeBroker struct {
 	dialErr error
 	// frameMax is what FrameMax reports.
 	frameMax int
-	// hook, when set, runs at the start of every brokerChannel method
+	// hook, when set, runs at the start of every broker.Channel method
 	// that talks to the broker, on the caller's goroutine. A non-nil
 	// error is returned by the call; the hook may also panic or block.
 	hook func(ch *fakeChannel, method string) error
 	// backlog, when set, returns deliveries that are already waiting in
 	// the consumer's channel when Consume returns (a queue with messages).
 	backlog func(ch *fakeChannel, queue, consumerTag string) []string
-	logins  []brokerLogin
+	logins  []broker.Login
 	conns   []*fakeConn
 }
 
 func newFakeBroker() *fakeBroker { return &fakeBroker{frameMax: 131072} }
 
-// dial is the brokerDialer given to sessions.
-func (b *fakeBroker) dial(_ context.Context, login brokerLogin) (brokerConn, error) {
+// dial is the broker.Dialer given to sessions.
+func (b *fakeBroker) dial(_ context.Context, login broker.Login) (broker.Conn, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.logins = append(b.logins, login)
@@ -61,10 +62,10 @@ func (b *fakeBroker) setHook(hook func(ch *fakeChannel, method string) error) {
 	b.mu.Unlock()
 }
 
-func (b *fakeBroker) dialLogins() []brokerLogin {
+func (b *fakeBroker) dialLogins() []broker.Login {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]brokerLogin(nil), b.logins...)
+	return append([]broker.Login(nil), b.logins...)
 }
 
 func (b *fakeBroker) connCount() int {
@@ -101,9 +102,9 @@ type fakeConn struct {
 	closed   bool
 }
 
-var _ brokerConn = (*fakeConn)(nil)
+var _ broker.Conn = (*fakeConn)(nil)
 
-func (c *fakeConn) Channel() (brokerChannel, error) {
+func (c *fakeConn) Channel() (broker.Channel, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -138,7 +139,7 @@ func (c *fakeConn) NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 
 func (c *fakeConn) FrameMax() int { return c.frameMax }
 
-// ServerProperties: the lead added this method to brokerConn (broker profiles).
+// ServerProperties: the lead added this method to broker.Conn (broker profiles).
 func (c *fakeConn) ServerProperties() amqp.Table { return amqp.Table{"product": "RabbitMQ"} }
 
 // Close is the session closing its AMQP connection.
@@ -327,7 +328,7 @@ type fakeChannel struct {
 	closeErr    *amqp.Error // the broker's reason, if it closed the channel
 }
 
-var _ brokerChannel = (*fakeChannel)(nil)
+var _ broker.Channel = (*fakeChannel)(nil)
 
 // call records a method call and runs the broker's hook.
 func (ch *fakeChannel) call(method, format string, args ...any) error {
@@ -360,7 +361,7 @@ func (ch *fakeChannel) call(method, format string, args ...any) error {
 	return nil
 }
 
-// asyncMethods are the brokerChannel methods that do not wait for a reply.
+// asyncMethods are the broker.Channel methods that do not wait for a reply.
 var asyncMethods = map[string]bool{"Publish": true, "Ack": true, "Nack": true, "Reject": true}
 
 func (ch *fakeChannel) Confirm(noWait bool) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"github.com/stompgate/stompgate/gateway/config"
 	"go.uber.org/goleak"
 )
 
@@ -31,8 +32,8 @@ const waitBound = 3 * time.Second
 const quietPeriod = 60 * time.Millisecond
 
 // testConfig has short timeouts so that timeout paths run in milliseconds.
-func testConfig() Config {
-	cfg := DefaultConfig()
+func testConfig() config.Config {
+	cfg := config.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 2 * time.Second
 	cfg.AMQP.URL = "amqp://127.0.0.1:1/" // never dialled: tests use fakeBroker
@@ -323,12 +324,12 @@ type sessionHarness struct {
 // startSession runs a session on one end of pair and returns the other.
 // Cleanup closes the client, waits for the session goroutine tree to exit
 // and checks that no goroutine leaked.
-func startSession(t *testing.T, pair connPair, cfg Config, b *fakeBroker) *sessionHarness {
+func startSession(t *testing.T, pair connPair, cfg config.Config, b *fakeBroker) *sessionHarness {
 	t.Helper()
 	return startSessionWith(t, pair, cfg, b, nil)
 }
 
-func startSessionWith(t *testing.T, pair connPair, cfg Config, b *fakeBroker, wrap func(net.Conn) net.Conn) *sessionHarness {
+func startSessionWith(t *testing.T, pair connPair, cfg config.Config, b *fakeBroker, wrap func(net.Conn) net.Conn) *sessionHarness {
 	t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
@@ -381,7 +382,7 @@ func connectFrame(extra ...string) string {
 
 // connected starts a session and completes CONNECT with accept-version
 // version ("1.2" etc.).
-func connected(t *testing.T, pair connPair, cfg Config, b *fakeBroker, version string) *sessionHarness {
+func connected(t *testing.T, pair connPair, cfg config.Config, b *fakeBroker, version string) *sessionHarness {
 	t.Helper()
 	h := startSession(t, pair, cfg, b)
 	h.send("CONNECT\naccept-version:" + version + "\nhost:/\nlogin:alice\npasscode:secret\n\n\x00")

@@ -10,86 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"github.com/stompgate/stompgate/gateway/admin"
+	"github.com/stompgate/stompgate/gateway/broker"
+	"github.com/stompgate/stompgate/gateway/config"
 )
-
-func TestMetricsFollowObserverEvents(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	m.SessionOpened("ws")
-	m.SessionOpened("ws")
-	m.SessionOpened("tcp")
-	m.SessionClosed("ws", CloseProtocolError)
-	m.FrameIn("SEND")
-	m.FrameIn("SEND")
-	m.FrameIn("BOGUS")
-	m.FrameOut("RECEIPT")
-	m.ErrorSent("Bad CONNECT")
-	m.Published()
-	m.Delivered()
-	m.Delivered()
-	m.ReceiptLatency(3 * time.Millisecond)
-	m.BrokerConnection("open")
-	m.BrokerConnection("open")
-	m.BrokerConnection("closed")
-	m.BrokerConnection("refused")
-	m.BrokerProfile("rabbitmq")
-
-	checks := []struct {
-		name string
-		c    prometheus.Collector
-		want float64
-	}{
-		{"sessions_open ws", m.sessionsOpen.WithLabelValues("ws"), 1},
-		{"sessions_total ws", m.sessionsTotal.WithLabelValues("ws"), 2},
-		{"sessions_total tcp", m.sessionsTotal.WithLabelValues("tcp"), 1},
-		{"closes ws protocol_error", m.sessionCloses.WithLabelValues("ws", "protocol_error"), 1},
-		{"frames_in SEND", m.framesIn.WithLabelValues("SEND"), 2},
-		{"frames_in other", m.framesIn.WithLabelValues("other"), 1},
-		{"frames_out RECEIPT", m.framesOut.WithLabelValues("RECEIPT"), 1},
-		{"errors Bad CONNECT", m.errors.WithLabelValues("Bad CONNECT"), 1},
-		{"published", m.published, 1},
-		{"delivered", m.delivered, 2},
-		{"broker open events", m.brokerConns.WithLabelValues("open"), 2},
-		{"broker refused events", m.brokerConns.WithLabelValues("refused"), 1},
-		{"broker connections open", m.brokerConnsOpen, 1},
-		{"broker profile", m.brokerProfile.WithLabelValues("rabbitmq"), 1},
-	}
-	for _, c := range checks {
-		if got := testutil.ToFloat64(c.c); got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, got, c.want)
-		}
-	}
-	if n := testutil.CollectAndCount(m.receiptLatency); n != 1 {
-		t.Errorf("receipt latency series = %d, want 1", n)
-	}
-	// Every name carries the stompgate_ prefix.
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if !strings.HasPrefix(f.GetName(), "stompgate_") {
-			t.Errorf("metric %s lacks the stompgate_ prefix", f.GetName())
-		}
-	}
-}
-
-// Free-text labels are capped so a client cannot grow the series count.
-func TestMetricsCapErrorMessages(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	for i := 0; i < maxLabelValues+10; i++ {
-		m.ErrorSent(fmt.Sprintf("message %d", i))
-	}
-	if n := testutil.CollectAndCount(m.errors); n != maxLabelValues+1 {
-		t.Errorf("error series = %d, want %d (the cap plus \"other\")", n, maxLabelValues+1)
-	}
-	if got := testutil.ToFloat64(m.errors.WithLabelValues("other")); got != 10 {
-		t.Errorf("other = %v, want 10", got)
-	}
-}
 
 // fakeAMQPListener answers like an AMQP broker's first byte: a method frame.
 func fakeAMQPListener(t *testing.T) string {
@@ -105,8 +30,8 @@ func fakeAMQPListener(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			header := make([]byte, len(amqpProtocolHeader))
-			if _, err := io.ReadFull(c, header); err == nil && string(header) == string(amqpProtocolHeader) {
+			header := make([]byte, len(amqpHeader))
+			if _, err := io.ReadFull(c, header); err == nil && string(header) == amqpHeader {
 				_, _ = c.Write([]byte{1, 0, 0})
 			}
 			_ = c.Close()
@@ -150,7 +75,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := config.DefaultConfig()
 			cfg.Listen = "127.0.0.1:0"
 			cfg.Admin.Listen = "127.0.0.1:0"
 			cfg.Admin.Pprof = true
@@ -198,7 +123,7 @@ func TestAdminEndpoints(t *testing.T) {
 
 // A TCP session moves the metrics, labelled with its transport.
 func TestAdminMetricsCountSessions(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.STOMP.ErrorLinger = 50 * time.Millisecond
@@ -207,8 +132,8 @@ func TestAdminMetricsCountSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.dial = func(context.Context, brokerLogin) (brokerConn, error) {
-		return nil, fmt.Errorf("%w: test broker is down", errBrokerUnreachable)
+	srv.dial = func(context.Context, broker.Login) (broker.Conn, error) {
+		return nil, fmt.Errorf("%w: test broker is down", broker.ErrUnreachable)
 	}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
@@ -242,10 +167,10 @@ func TestAdminMetricsCountSessions(t *testing.T) {
 // During a graceful shutdown /readyz says so while the admin listener is
 // still up.
 func TestReadinessWhileShuttingDown(t *testing.T) {
-	srv := &Server{probe: &brokerProbe{}}
+	srv := &Server{probe: &admin.BrokerProbe{}}
 	srv.serving = true
 	if why := srv.readiness(context.Background()); why != "" {
-		// brokerProbe with no URLs reports no error: ready.
+		// admin.BrokerProbe with no URLs reports no error: ready.
 		t.Fatalf("readiness = %q, want ready", why)
 	}
 	srv.closing = true
@@ -253,3 +178,6 @@ func TestReadinessWhileShuttingDown(t *testing.T) {
 		t.Errorf("readiness while closing = %q, want \"shutting down\"", why)
 	}
 }
+
+// amqpHeader opens an AMQP 0-9-1 connection.
+const amqpHeader = "AMQP\x00\x00\x09\x01"

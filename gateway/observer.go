@@ -1,6 +1,10 @@
 package gateway
 
-import "time"
+import (
+	"time"
+
+	"github.com/stompgate/stompgate/gateway/admin"
+)
 
 // Observer receives session events, for metrics. Implementations must be
 // cheap and safe for concurrent use: sessions call them from their own
@@ -9,8 +13,8 @@ type Observer interface {
 	// SessionOpened: a connection was accepted on transport ("tcp",
 	// "tls", "ws", "wss").
 	SessionOpened(transport string)
-	// SessionClosed: the connection ended, for reason.
-	SessionClosed(transport string, reason CloseReason)
+	// SessionClosed: the connection ended, for reason (a CloseReason).
+	SessionClosed(transport, reason string)
 	// FrameIn: a client frame was decoded.
 	FrameIn(command string)
 	// FrameOut: a frame was queued for the client.
@@ -30,16 +34,82 @@ type Observer interface {
 	BrokerProfile(profile string)
 }
 
+// The admin package's Prometheus metrics are an Observer.
+var _ Observer = (*admin.Metrics)(nil)
+
 // nopObserver is the Observer used when none is configured.
 type nopObserver struct{}
 
-func (nopObserver) SessionOpened(string)              {}
-func (nopObserver) SessionClosed(string, CloseReason) {}
-func (nopObserver) FrameIn(string)                    {}
-func (nopObserver) FrameOut(string)                   {}
-func (nopObserver) ErrorSent(string)                  {}
-func (nopObserver) Published()                        {}
-func (nopObserver) Delivered()                        {}
-func (nopObserver) ReceiptLatency(time.Duration)      {}
-func (nopObserver) BrokerConnection(string)           {}
-func (nopObserver) BrokerProfile(string)              {}
+func (nopObserver) SessionOpened(string)         {}
+func (nopObserver) SessionClosed(string, string) {}
+func (nopObserver) FrameIn(string)               {}
+func (nopObserver) FrameOut(string)              {}
+func (nopObserver) ErrorSent(string)             {}
+func (nopObserver) Published()                   {}
+func (nopObserver) Delivered()                   {}
+func (nopObserver) ReceiptLatency(time.Duration) {}
+func (nopObserver) BrokerConnection(string)      {}
+func (nopObserver) BrokerProfile(string)         {}
+
+// teeObserver sends every event to each of its observers.
+type teeObserver []Observer
+
+func (t teeObserver) SessionOpened(transport string) {
+	for _, o := range t {
+		o.SessionOpened(transport)
+	}
+}
+
+func (t teeObserver) SessionClosed(transport, reason string) {
+	for _, o := range t {
+		o.SessionClosed(transport, reason)
+	}
+}
+
+func (t teeObserver) FrameIn(command string) {
+	for _, o := range t {
+		o.FrameIn(command)
+	}
+}
+
+func (t teeObserver) FrameOut(command string) {
+	for _, o := range t {
+		o.FrameOut(command)
+	}
+}
+
+func (t teeObserver) ErrorSent(message string) {
+	for _, o := range t {
+		o.ErrorSent(message)
+	}
+}
+
+func (t teeObserver) Published() {
+	for _, o := range t {
+		o.Published()
+	}
+}
+
+func (t teeObserver) Delivered() {
+	for _, o := range t {
+		o.Delivered()
+	}
+}
+
+func (t teeObserver) ReceiptLatency(d time.Duration) {
+	for _, o := range t {
+		o.ReceiptLatency(d)
+	}
+}
+
+func (t teeObserver) BrokerConnection(state string) {
+	for _, o := range t {
+		o.BrokerConnection(state)
+	}
+}
+
+func (t teeObserver) BrokerProfile(profile string) {
+	for _, o := range t {
+		o.BrokerProfile(profile)
+	}
+}

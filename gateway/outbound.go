@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
 )
 
@@ -15,7 +16,7 @@ import (
 // once the writer has written it to the socket, it acknowledges the
 // delivery on its subscription's channel (semantics 10.3).
 type autoAck struct {
-	ch  brokerChannel
+	ch  broker.Channel
 	tag uint64
 	// deferrable: the subscription's prefetch is large enough that its
 	// acks may be coalesced for up to autoAckDelay (semantics 10.3:

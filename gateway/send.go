@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
 	"github.com/stompgate/stompgate/mapping"
 )
@@ -85,7 +86,7 @@ func (s *session) publishOptions() mapping.SendOptions {
 // the cap of unconfirmed publishes, so amqp091-go never blocks delivering a
 // confirm while the loop is in a broker call. Only called from the session
 // loop.
-func (s *session) publisher() (brokerChannel, error) {
+func (s *session) publisher() (broker.Channel, error) {
 	if s.pubReady {
 		return s.pub, nil
 	}
@@ -143,8 +144,8 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 // connection a hold left open would hold other sessions' writes too.
 func (s *session) basicPublish(held bool, exchange, key string, msg amqp.Publishing) error {
 	if held {
-		s.wires.holdWrites()
-		defer s.wires.releaseWrites()
+		s.wires.HoldWrites()
+		defer s.wires.ReleaseWrites()
 	}
 	// mandatory=false: unroutable messages are dropped yet confirmed, as
 	// with the plugin (semantics 7).
@@ -165,7 +166,7 @@ func (s *session) flushBrokerWrites() {
 		return
 	}
 	s.heldPublishes = 0
-	s.wires.flushHeld()
+	s.wires.FlushHeld()
 }
 
 // publishUnconfirmed publishes on a broker without publisher confirms
@@ -222,7 +223,7 @@ const closeReasonWait = time.Second
 
 // declareQueue declares decl on ch once per session and name (semantics
 // 5.2: SEND and SUBSCRIBE share the cache).
-func (s *session) declareQueue(ch brokerChannel, decl *mapping.QueueDeclare) error {
+func (s *session) declareQueue(ch broker.Channel, decl *mapping.QueueDeclare) error {
 	if _, done := s.declared[decl.Name]; done {
 		return nil
 	}

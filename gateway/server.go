@@ -13,6 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"github.com/stompgate/stompgate/gateway/admin"
+	"github.com/stompgate/stompgate/gateway/broker"
+	"github.com/stompgate/stompgate/gateway/config"
+	"github.com/stompgate/stompgate/gateway/ws"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -28,14 +32,14 @@ var ErrServerClosed = errors.New("stompgate: server closed")
 // tracked in sessions so that Shutdown can drain them; the session code is
 // the same whatever the transport.
 type Server struct {
-	cfg       Config
+	cfg       config.Config
 	log       logrus.FieldLogger
-	dial      brokerDialer
+	dial      broker.Dialer
 	obs       Observer
-	tlsConfig *tls.Config // server side of tls.listen and WSS; nil if unused
-	metrics   *Metrics    // nil without admin.listen
+	tlsConfig *tls.Config    // server side of tls.listen and WSS; nil if unused
+	metrics   *admin.Metrics // nil without admin.listen
 	registry  *prometheus.Registry
-	probe     *brokerProbe // for /readyz
+	probe     *admin.BrokerProbe // for /readyz
 
 	mu          sync.Mutex // guards the listeners, the HTTP servers, sessions, serving, closing
 	listener    net.Listener
@@ -53,24 +57,24 @@ type Server struct {
 }
 
 // NewServer validates cfg and returns a server that is not yet listening.
-func NewServer(cfg Config, log logrus.FieldLogger) (*Server, error) {
+func NewServer(cfg config.Config, log logrus.FieldLogger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dial, err := newAMQPDialer(cfg.AMQP)
+	dial, err := broker.NewDialer(cfg.AMQP, Version)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, dial: dial, obs: nopObserver{}, sessions: make(map[*session]struct{})}
 	if cfg.TLS.Listen != "" || (cfg.WebSocket.Listen != "" && cfg.WebSocket.TLS) {
-		if s.tlsConfig, err = serverTLSConfig(cfg.TLS); err != nil {
+		if s.tlsConfig, err = config.ServerTLS(cfg.TLS); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.Admin.Listen != "" {
-		s.registry, s.metrics = newMetricsRegistry()
+		s.registry, s.metrics = admin.NewRegistry()
 		s.obs = s.metrics
-		if s.probe, err = newBrokerProbe(cfg.AMQP); err != nil {
+		if s.probe, err = admin.NewBrokerProbe(cfg.AMQP); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +190,7 @@ func (s *Server) Serve() error {
 		s.wsServer = wsServer
 	}
 	if adminLn != nil {
-		adminServer = s.newHTTPServer(newAdminHandler(s.registry, s.readiness, s.cfg.Admin.Pprof))
+		adminServer = s.newHTTPServer(admin.NewHandler(s.registry, s.readiness, s.cfg.Admin.Pprof))
 		s.adminServer = adminServer
 	}
 	s.serving = true
@@ -231,15 +235,13 @@ func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) error {
 
 // newHTTPServer returns an http.Server for the WebSocket or admin listener.
 // ConnContext keeps the accepted connection reachable from a request, for
-// wsConn.
+// ws.Conn.
 func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.Limits.ConnectTimeout,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, rawConnKey{}, c)
-		},
-		ErrorLog: newHTTPErrorLog(s.log),
+		ConnContext:       ws.ConnContext,
+		ErrorLog:          newHTTPErrorLog(s.log),
 	}
 }
 
@@ -250,11 +252,11 @@ func (s *Server) webSocketHandler() http.Handler {
 		transport = "wss"
 	}
 	mux := http.NewServeMux()
-	mux.Handle(s.cfg.WebSocket.Path, &wsHandler{
-		origins:      s.cfg.WebSocket.AllowedOrigins,
-		transport:    transport,
-		startSession: s.startSession,
-		log:          s.log,
+	mux.Handle(s.cfg.WebSocket.Path, &ws.Handler{
+		Origins:      s.cfg.WebSocket.AllowedOrigins,
+		Transport:    transport,
+		StartSession: s.startSession,
+		Log:          s.log,
 	})
 	return mux
 }
@@ -444,7 +446,7 @@ func (s *Server) Close() {
 // Run listens on cfg.Listen, logs where once it accepts connections, and
 // serves until ctx ends; then it shuts down within cfg.ShutdownTimeout.
 // It returns nil after a shutdown caused by ctx.
-func Run(ctx context.Context, cfg Config, log logrus.FieldLogger) error {
+func Run(ctx context.Context, cfg config.Config, log logrus.FieldLogger) error {
 	srv, err := NewServer(cfg, log)
 	if err != nil {
 		return err
@@ -483,4 +485,21 @@ func Run(ctx context.Context, cfg Config, log logrus.FieldLogger) error {
 	}
 	log.Info("stompgate stopped")
 	return nil
+}
+
+// readiness reports why s is not ready, or "" when it is.
+func (s *Server) readiness(ctx context.Context) string {
+	s.mu.Lock()
+	serving, closing := s.serving, s.closing
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return "shutting down"
+	case !serving:
+		return "listeners not accepting yet"
+	}
+	if err := s.probe.Check(ctx); err != nil {
+		return strings.TrimSpace(err.Error())
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"github.com/stompgate/stompgate/gateway/config"
 	"go.uber.org/goleak"
 )
 
@@ -21,7 +22,7 @@ type serverHarness struct {
 }
 
 // startServer runs a Server on 127.0.0.1:0 whose sessions dial b.
-func startServer(t *testing.T, cfg Config, b *fakeBroker) *serverHarness {
+func startServer(t *testing.T, cfg config.Config, b *fakeBroker) *serverHarness {
 	t.Helper()
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })

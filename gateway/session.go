@@ -17,7 +17,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/sirupsen/logrus"
 
+	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // session is one STOMP client connection and its AMQP connection.
@@ -32,9 +34,9 @@ import (
 //     subscription's deliveries, then their end, to the loop. The loop
 //     reads the first subscription's deliveries itself (direct).
 type session struct {
-	cfg  *Config // the Server's, shared and read-only
+	cfg  *config.Config // the Server's, shared and read-only
 	conn net.Conn
-	dial brokerDialer
+	dial broker.Dialer
 	log  logrus.FieldLogger
 
 	remote string
@@ -62,9 +64,9 @@ type session struct {
 	in         *inboundConn
 	reader     *codec.Reader
 	out        *outbound
-	broker     brokerConn
-	pub        brokerChannel
-	wires      writeHolder // the broker socket's held writes; nil for fakes or without flow.batch_publishes
+	broker     broker.Conn
+	pub        broker.Channel
+	wires      broker.WriteHolder // the broker socket's held writes; nil for fakes or without flow.batch_publishes
 	confirms   chan amqp.Confirmation
 	pubClose   chan *amqp.Error
 	connClose  chan *amqp.Error
@@ -94,7 +96,7 @@ type session struct {
 	failedFrame *codec.Frame // the frame whose processing ended the session
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
 	pubReady    bool         // the publisher channel is in confirm mode
-	profile     brokerProfile
+	profile     broker.Profile
 	messageSeq  uint64 // last session-wide message number (message-id)
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
@@ -116,7 +118,7 @@ type pendingReceipt struct {
 	arrived       time.Time
 }
 
-func newSession(cfg *Config, conn net.Conn, dial brokerDialer, log logrus.FieldLogger) *session {
+func newSession(cfg *config.Config, conn net.Conn, dial broker.Dialer, log logrus.FieldLogger) *session {
 	return &session{
 		cfg:        cfg,
 		conn:       conn,
@@ -201,7 +203,7 @@ func (s *session) run() {
 			}
 			s.closeDone()
 			s.wg.Wait()
-			s.obs.SessionClosed(s.transport, CloseInternalError)
+			s.obs.SessionClosed(s.transport, string(CloseInternalError))
 		}
 	}()
 	start := time.Now()
@@ -210,14 +212,14 @@ func (s *session) run() {
 		reason := closeReasonFor(err)
 		s.log.WithError(err).WithField("reason", reason).Info("connection closed before CONNECTED")
 		s.endPreconnect(err)
-		s.obs.SessionClosed(s.transport, reason)
+		s.obs.SessionClosed(s.transport, string(reason))
 		return
 	}
 	s.log.WithFields(logrus.Fields{"version": s.version.String()}).Info("session started")
 	err := s.loop()
 	s.end(err)
 	reason := closeReasonFor(err)
-	s.obs.SessionClosed(s.transport, reason)
+	s.obs.SessionClosed(s.transport, string(reason))
 	s.log.WithFields(logrus.Fields{
 		"reason":   reason,
 		"duration": time.Since(start).Round(time.Millisecond).String(),
@@ -280,11 +282,11 @@ func (s *session) connect() error {
 	s.log = s.log.WithField("session", s.id)
 
 	// No overall deadline: each broker URL gets its own amqp.dial_timeout
-	// (dialAMQP), so a stalled first broker leaves the next one its full
+	// (broker.NewDialer), so a stalled first broker leaves the next one its full
 	// budget (issue 4, e2e TestFaultFailoverToSecondURL).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	broker, err := s.dial(ctx, brokerLogin{
+	conn, err := s.dial(ctx, broker.Login{
 		Login:          login.Login,
 		Passcode:       login.Passcode,
 		VHost:          vhost,
@@ -292,31 +294,31 @@ func (s *session) connect() error {
 	})
 	if err != nil {
 		switch {
-		case errors.Is(err, errBrokerAccessRefused), errors.Is(err, errBrokerVHostRefused):
+		case errors.Is(err, broker.ErrAccessRefused), errors.Is(err, broker.ErrVHostRefused):
 			s.obs.BrokerConnection("refused")
 		default:
 			s.obs.BrokerConnection("unreachable")
 		}
 		switch {
-		case errors.Is(err, errBrokerAccessRefused):
+		case errors.Is(err, broker.ErrAccessRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", login.Login))
-		case errors.Is(err, errBrokerVHostRefused):
+		case errors.Is(err, broker.ErrVHostRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Virtual host '%s' access denied", vhost))
 		default:
-			return protocolError("Bad CONNECT", "Could not reach the AMQP broker: "+strings.TrimPrefix(err.Error(), errBrokerUnreachable.Error()+": ")+"\n")
+			return protocolError("Bad CONNECT", "Could not reach the AMQP broker: "+strings.TrimPrefix(err.Error(), broker.ErrUnreachable.Error()+": ")+"\n")
 		}
 	}
-	s.broker = broker
+	s.broker = conn
 	if s.cfg.Flow.BatchPublishes {
-		s.wires = brokerWriteHolder(broker)
+		s.wires = broker.WriteHolderOf(conn)
 	}
 	s.obs.BrokerConnection("open")
-	s.profile = selectProfile(s.cfg.AMQP.Profile, broker.ServerProperties())
+	s.profile = broker.SelectProfile(s.cfg.AMQP.Profile, conn.ServerProperties())
 	s.obs.BrokerProfile(s.profile.Name())
 	s.log = s.log.WithField("broker_profile", s.profile.Name())
-	s.frameMax = broker.FrameMax()
-	s.connClose = broker.NotifyClose(make(chan *amqp.Error, 1))
-	s.blockedCh = broker.NotifyBlocked(make(chan amqp.Blocking, 4))
+	s.frameMax = conn.FrameMax()
+	s.connClose = conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.blockedCh = conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	// The publisher channel, in confirm mode, is opened by the first SEND
 	// (session.publisher), so an idle or subscribe-only session holds no
 	// publisher channel, here or at the broker.
@@ -383,7 +385,7 @@ func (s *session) runWriter(w *writer) {
 
 // negotiateHeartbeat applies semantics 3: S = 0 if cy = 0 else max(cy,
 // send_min); R = 0 if cx = 0 else max(cx, recv_min).
-func negotiateHeartbeat(cfg HeartbeatConfig, cx, cy int64) (send, recv time.Duration) {
+func negotiateHeartbeat(cfg config.HeartbeatConfig, cx, cy int64) (send, recv time.Duration) {
 	if cy > 0 {
 		send = max(time.Duration(cy)*time.Millisecond, cfg.SendMin)
 	}
@@ -394,25 +396,25 @@ func negotiateHeartbeat(cfg HeartbeatConfig, cx, cy int64) (send, recv time.Dura
 }
 
 // credentials applies semantics 2.3.
-func (s *session) credentials(h codec.Headers) (brokerLogin, error) {
+func (s *session) credentials(h codec.Headers) (broker.Login, error) {
 	login, hasLogin := h.Get("login")
 	passcode, hasPasscode := h.Get("passcode")
 	missing := protocolError("Bad CONNECT", "Missing login or passcode header(s)\n")
 	switch {
 	case !hasLogin && !hasPasscode:
 		if s.cfg.Auth.DefaultLogin == "" {
-			return brokerLogin{}, missing
+			return broker.Login{}, missing
 		}
 		login, passcode = s.cfg.Auth.DefaultLogin, s.cfg.Auth.DefaultPasscode
 	case login == "" || passcode == "":
-		return brokerLogin{}, missing
+		return broker.Login{}, missing
 	}
 	for _, u := range s.cfg.Auth.LoopbackUsers {
 		if u == login && !isLoopback(s.conn.RemoteAddr()) {
-			return brokerLogin{}, protocolError("Bad CONNECT", "non-loopback access denied\n")
+			return broker.Login{}, protocolError("Bad CONNECT", "non-loopback access denied\n")
 		}
 	}
-	return brokerLogin{Login: login, Passcode: passcode}, nil
+	return broker.Login{Login: login, Passcode: passcode}, nil
 }
 
 func isLoopback(addr net.Addr) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stompgate/stompgate/gateway/broker"
 )
 
 // CONNECT phase: semantics 2 and 3.
@@ -261,7 +262,7 @@ func TestConnectVirtualHost(t *testing.T) {
 
 func TestConnectBrokerRefusals(t *testing.T) {
 	// The dial errors are made by the production classifier, as
-	// newAMQPDialer returns them (semantics 2.3, second table).
+	// broker.NewDialer returns them (semantics 2.3, second table).
 	refused := errors.New("dial tcp 127.0.0.1:5672: connect: connection refused")
 	tests := []struct {
 		name    string
@@ -269,13 +270,13 @@ func TestConnectBrokerRefusals(t *testing.T) {
 		message string
 		body    string
 	}{
-		{"access refused", classifyDialError(amqp.ErrCredentials), "Bad CONNECT", "Access refused for user 'alice'\n"},
-		{"access refused by code", classifyDialError(&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED"}), "Bad CONNECT", "Access refused for user 'alice'\n"},
-		{"vhost denied", classifyDialError(amqp.ErrVhost), "Bad CONNECT", "Virtual host 'vh1' access denied"},
-		{"vhost not allowed by code", classifyDialError(&amqp.Error{Code: amqp.NotAllowed, Reason: "NOT_ALLOWED - vhost vh1 not found"}), "Bad CONNECT", "Virtual host 'vh1' access denied"},
+		{"access refused", broker.ClassifyDialError(amqp.ErrCredentials), "Bad CONNECT", "Access refused for user 'alice'\n"},
+		{"access refused by code", broker.ClassifyDialError(&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED"}), "Bad CONNECT", "Access refused for user 'alice'\n"},
+		{"vhost denied", broker.ClassifyDialError(amqp.ErrVhost), "Bad CONNECT", "Virtual host 'vh1' access denied"},
+		{"vhost not allowed by code", broker.ClassifyDialError(&amqp.Error{Code: amqp.NotAllowed, Reason: "NOT_ALLOWED - vhost vh1 not found"}), "Bad CONNECT", "Virtual host 'vh1' access denied"},
 		// Semantics 2.3: the body names the reason the broker could not be
 		// reached, not only that it could not.
-		{"unreachable", classifyDialError(refused), "Bad CONNECT", "Could not reach the AMQP broker: " + refused.Error() + "\n"},
+		{"unreachable", broker.ClassifyDialError(refused), "Bad CONNECT", "Could not reach the AMQP broker: " + refused.Error() + "\n"},
 	}
 	forEachTransport(t, func(t *testing.T, pair connPair) {
 		for _, tt := range tests {

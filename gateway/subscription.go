@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
 	"github.com/stompgate/stompgate/mapping"
 )
@@ -23,7 +24,7 @@ type subscription struct {
 	ack   mapping.AckMode
 	// prefetch is the subscription's basic.qos prefetch count.
 	prefetch int
-	ch       brokerChannel
+	ch       broker.Channel
 	queue    string // the queue consumed
 	// deliveries, cancels and closes are amqp091-go's channels for this
 	// consumer, read by the loop (direct subscription) or its forwarder.

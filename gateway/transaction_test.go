@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // Transactions: semantics 12, receipts 11.
@@ -81,7 +83,7 @@ func TestTransactionalAck(t *testing.T) {
 func TestTransactionErrors(t *testing.T) {
 	tests := []struct {
 		name    string
-		adjust  func(*Config)
+		adjust  func(*config.Config)
 		frames  string
 		message string
 		body    string
@@ -93,13 +95,13 @@ func TestTransactionErrors(t *testing.T) {
 		{"unknown on COMMIT", nil, "COMMIT\ntransaction:nope\n\n\x00", "Bad transaction", "Invalid transaction identifier: \"nope\"\n"},
 		{"unknown on ABORT", nil, "ABORT\ntransaction:nope\n\n\x00", "Bad transaction", "Invalid transaction identifier: \"nope\"\n"},
 		{"unknown on SEND", nil, "SEND\ndestination:/topic/t\ntransaction:nope\n\nx\x00", "Bad transaction", "Invalid transaction identifier: \"nope\"\n"},
-		{"max_open", func(c *Config) { c.Transactions.MaxOpen = 1 },
+		{"max_open", func(c *config.Config) { c.Transactions.MaxOpen = 1 },
 			"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00",
 			"Transaction limit exceeded", "At most 1 transactions may be open per session (transactions.max_open)\n"},
-		{"max_actions", func(c *Config) { c.Transactions.MaxActions = 2 },
+		{"max_actions", func(c *config.Config) { c.Transactions.MaxActions = 2 },
 			"BEGIN\ntransaction:a\n\n\x00" + strings.Repeat("SEND\ndestination:/topic/t\ntransaction:a\n\nx\x00", 3),
 			"Transaction limit exceeded", "At most 2 SEND/ACK/NACK frames may be buffered per transaction (transactions.max_actions)\n"},
-		{"max_bytes across transactions", func(c *Config) { c.Transactions.MaxBytes = 10 },
+		{"max_bytes across transactions", func(c *config.Config) { c.Transactions.MaxBytes = 10 },
 			"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00SEND\ndestination:/topic/t\ntransaction:a\n\n123456\x00SEND\ndestination:/topic/t\ntransaction:b\n\n12345\x00",
 			"Transaction limit exceeded", "At most 10 bytes may be buffered in transactions per session (transactions.max_bytes)\n"},
 	}

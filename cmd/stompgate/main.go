@@ -1,14 +1,3 @@
-// Command stompgate runs the STOMP ⇄ AMQP 0-9-1 gateway.
-//
-//	stompgate serve [--config FILE] [--listen ADDR] [--amqp-url URL] [--tls-listen ADDR]
-//	                [--ws-listen ADDR] [--http-listen ADDR] [--pprof] [--log-level L] [--log-format text|json]
-//	stompgate check-config --config FILE
-//	stompgate version
-//
-// This package owns flags, environment variables, config file loading, logger
-// setup and signal handling (style.md practice 1); everything else lives in
-// package gateway. SIGINT or SIGTERM cancels the context that serve passes to
-// gateway.Run, which shuts down gracefully (semantics 15) and exits 0.
 package main
 
 import (
@@ -26,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // Set at build time: go build -ldflags "-X main.version=1.2.3 -X main.commit=abc123".
@@ -66,12 +56,12 @@ func run(ctx context.Context, app *cli.App, args []string, stdout, stderr io.Wri
 
 // gatewayRunner is gateway.Run's signature; tests pass a fake to observe the
 // configuration and logger serve ends up with.
-type gatewayRunner func(ctx context.Context, cfg gateway.Config, log logrus.FieldLogger) error
+type gatewayRunner func(ctx context.Context, cfg config.Config, log logrus.FieldLogger) error
 
 // newApp builds the command-line program. Errors are returned from RunContext
 // rather than handled with os.Exit, so the app can run inside tests.
 func newApp(runGateway gatewayRunner) *cli.App {
-	defaults := gateway.DefaultConfig()
+	defaults := config.DefaultConfig()
 	configFlag := func(required bool) *cli.StringFlag {
 		return &cli.StringFlag{
 			Name:      "config",
@@ -223,13 +213,13 @@ func checkConfig(c *cli.Context) error {
 
 // loadConfig returns DefaultConfig, or the file named by --config loaded
 // over it and validated. A failure is a cli.Exit error with status 1.
-func loadConfig(c *cli.Context) (gateway.Config, error) {
+func loadConfig(c *cli.Context) (config.Config, error) {
 	if !c.IsSet("config") {
-		return gateway.DefaultConfig(), nil
+		return config.DefaultConfig(), nil
 	}
-	cfg, err := gateway.LoadConfig(c.String("config"))
+	cfg, err := config.Load(c.String("config"))
 	if err != nil {
-		return gateway.Config{}, cli.Exit("invalid configuration: "+indentLines(err.Error()), 1)
+		return config.Config{}, cli.Exit("invalid configuration: "+indentLines(err.Error()), 1)
 	}
 	return cfg, nil
 }
@@ -242,7 +232,7 @@ func indentLines(text string) string {
 
 // newLogger builds the process's only logger (style.md practice 11): the
 // level and formatter from cfg, writing to out (stderr in main).
-func newLogger(cfg gateway.LogConfig, out io.Writer) (*logrus.Logger, error) {
+func newLogger(cfg config.LogConfig, out io.Writer) (*logrus.Logger, error) {
 	level, err := logrus.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)

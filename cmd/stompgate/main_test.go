@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 const exampleConfigPath = "../../config.example.yaml"
@@ -78,18 +79,18 @@ func runApp(t *testing.T, runGateway gatewayRunner, args ...string) result {
 // returns at once.
 type recordingGateway struct {
 	calls int
-	cfg   gateway.Config
+	cfg   config.Config
 	log   logrus.FieldLogger
 }
 
-func (r *recordingGateway) run(_ context.Context, cfg gateway.Config, log logrus.FieldLogger) error {
+func (r *recordingGateway) run(_ context.Context, cfg config.Config, log logrus.FieldLogger) error {
 	r.calls++
 	r.cfg, r.log = cfg, log
 	return nil
 }
 
 func failIfGatewayRuns(t *testing.T) gatewayRunner {
-	return func(context.Context, gateway.Config, logrus.FieldLogger) error {
+	return func(context.Context, config.Config, logrus.FieldLogger) error {
 		t.Error("gateway.Run was called")
 		return nil
 	}
@@ -218,10 +219,10 @@ func TestServeFlagsOverrideTheirKeysOnly(t *testing.T) {
 	if res.code != 0 || gw.calls != 1 {
 		t.Fatalf("exit %d, gateway runs %d, stderr %q", res.code, gw.calls, res.stderr)
 	}
-	want := gateway.DefaultConfig()
+	want := config.DefaultConfig()
 	want.AMQP.URL = "amqps://flag.example:5671/"
 	want.AMQP.DialTimeout = 7 * time.Second // from the file, untouched by flags
-	want.Log = gateway.LogConfig{Level: "debug", Format: "json"}
+	want.Log = config.LogConfig{Level: "debug", Format: "json"}
 	assertConfig(t, gw.cfg, want)
 	assertLogger(t, gw.log, logrus.DebugLevel, &logrus.JSONFormatter{})
 }
@@ -236,9 +237,9 @@ func TestServeEnvOverridesTheirKeys(t *testing.T) {
 	if res.code != 0 || gw.calls != 1 {
 		t.Fatalf("exit %d, gateway runs %d, stderr %q", res.code, gw.calls, res.stderr)
 	}
-	want := gateway.DefaultConfig()
+	want := config.DefaultConfig()
 	want.AMQP.URL = "amqp://env.example/"
-	want.Log = gateway.LogConfig{Level: "error", Format: "json"}
+	want.Log = config.LogConfig{Level: "error", Format: "json"}
 	assertConfig(t, gw.cfg, want)
 	assertLogger(t, gw.log, logrus.ErrorLevel, &logrus.JSONFormatter{})
 }
@@ -256,7 +257,7 @@ func TestServeListenerFlagsAndEnv(t *testing.T) {
 	if res.code != 0 || gw.calls != 1 {
 		t.Fatalf("exit %d, gateway runs %d, stderr %q", res.code, gw.calls, res.stderr)
 	}
-	want := gateway.DefaultConfig()
+	want := config.DefaultConfig()
 	want.WebSocket.Listen = "127.0.0.1:2221" // env beats file
 	want.Admin.Listen = "127.0.0.1:3333"     // flag beats env and file
 	want.Admin.Pprof = true
@@ -287,7 +288,7 @@ func TestServeDefaultLoggerIsTextAtInfo(t *testing.T) {
 	assertLogger(t, gw.log, logrus.InfoLevel, &logrus.TextFormatter{})
 }
 
-func assertConfig(t *testing.T, got, want gateway.Config) {
+func assertConfig(t *testing.T, got, want config.Config) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v", got, want)
@@ -337,7 +338,7 @@ func TestServeRejectsBadOverrides(t *testing.T) {
 
 func TestServeReportsGatewayFailure(t *testing.T) {
 	clearEnv(t)
-	failing := func(context.Context, gateway.Config, logrus.FieldLogger) error {
+	failing := func(context.Context, config.Config, logrus.FieldLogger) error {
 		return errors.New("listen tcp: address already in use")
 	}
 	res := runApp(t, failing, "serve")

@@ -1,40 +1,3 @@
-// Command bench measures stompgate side by side with direct AMQP and,
-// optionally, RabbitMQ's own STOMP plugin (issue 6).
-//
-// How to run (no Makefile needed; RabbitMQ must answer at -amqp):
-//
-//	go run ./e2e/bench                              # AMQP vs stompgate, 5 rounds x 3 s
-//	go run ./e2e/bench -plugin 127.0.0.1:61613      # also rabbitmq_stomp
-//	go run ./e2e/bench -rounds 9 -duration 10s -idle-sessions 5000  # needs a broker with more than 1024 fds
-//	go run ./e2e/bench -scenarios 1k,latency -cpuprofile /tmp/sg.prof
-//
-// The plugin must already be enabled (`rabbitmq-plugins enable
-// rabbitmq_stomp`); the benchmark never changes broker configuration.
-//
-// Every scenario runs in alternating rounds (AMQP, stompgate, plugin,
-// AMQP, stompgate, plugin, ...) in one process, each round on a fresh
-// durable queue that is declared the way STOMP /queue/<name> declares it and
-// deleted afterwards. stompgate runs in-process on 127.0.0.1:0. Each round
-// checks that every message arrived exactly once (sequence numbers in the
-// body). The tables report medians over rounds and ratios of those medians
-// to direct AMQP from the same run; on a shared, noisy machine only the
-// ratios mean much.
-//
-// CPU per message is getrusage(RUSAGE_SELF) of this process over the round
-// divided by messages delivered. It includes the benchmark's own producers
-// and consumers (amqp091-go or the STOMP client) and, in stompgate rounds,
-// the in-process gateway with its amqp091-go connections. The broker's CPU
-// (utime+stime of its beam.smp from /proc, 10 ms resolution) is reported
-// separately; the plugin's work is inside it.
-//
-// Memory per idle session opens -idle-sessions sessions with one
-// subscription each and no traffic. For stompgate it is the growth of this
-// process's Go heap+stacks (the gateway; the raw idle clients keep only a
-// socket); for AMQP and the plugin, the growth of the broker's RSS. The
-// broker RSS growth of stompgate's own AMQP connections is in the details.
-//
-// This package is a command, not a test: `go test ./...` only runs its
-// short unit tests of the statistics.
 package main
 
 import (
@@ -60,6 +23,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // scenario is one row of issue 6's table.
@@ -234,7 +198,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}
 	perConn := 0
 	if o.shared {
-		perConn = gateway.DefaultConfig().AMQP.SessionsPerConnection
+		perConn = config.DefaultConfig().AMQP.SessionsPerConnection
 	}
 	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: addr, client: o.client, inProcess: true, perBrokerConn: perConn}}
 	if o.sameWork {
@@ -258,7 +222,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		return false, err
 	}
 	idleSystems := []system{systems[0],
-		stompSystem{name: "stompgate", addr: sharedAddr, client: o.client, inProcess: true, perBrokerConn: gateway.DefaultConfig().AMQP.SessionsPerConnection},
+		stompSystem{name: "stompgate", addr: sharedAddr, client: o.client, inProcess: true, perBrokerConn: config.DefaultConfig().AMQP.SessionsPerConnection},
 		stompSystem{name: "stompgate/per-session", addr: addr, client: o.client, inProcess: true}}
 	if o.plugin != "" {
 		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
@@ -404,10 +368,10 @@ func contains(list []string, s string) bool {
 // or the one in configPath (as `stompgate --config`), on 127.0.0.1:0, in
 // shared-connection mode if shared.
 func startGateway(o options, configPath string, shared bool) (*gateway.Server, chan error, error) {
-	cfg := gateway.DefaultConfig()
+	cfg := config.DefaultConfig()
 	if configPath != "" {
 		var err error
-		if cfg, err = gateway.LoadConfig(configPath); err != nil {
+		if cfg, err = config.Load(configPath); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -1,7 +1,7 @@
-package gateway
+package config
 
-// Config loading and validation (style.md practice 10). Owned by the
-// cmd/stompgate author; the Config struct itself lives in config.go.
+// Config loading and validation (style.md practice 10); the Config struct
+// itself lives in config.go.
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"path"
@@ -21,14 +22,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LoadConfig reads the YAML file at path on top of DefaultConfig and
+// Load reads the YAML file at path on top of DefaultConfig and
 // validates the result. Keys absent from the file keep their defaults.
 //
 // Before decoding, every ${NAME} outside comment lines is replaced by the
 // environment variable NAME; an unset variable is an error (a missing secret
 // should not silently become ""), and $${ stands for a literal ${. Decoding
 // is strict: an unknown key is an error naming its yaml path and line.
-func LoadConfig(path string) (Config, error) {
+func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
@@ -274,12 +275,12 @@ func (v *validator) deployment(c *Config) {
 			v.add("tls.client_ca_file", "must be set when tls.verify_client is true, got \"\"")
 		}
 		if c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
-			if _, err := serverTLSConfig(c.TLS); err != nil {
+			if _, err := ServerTLS(c.TLS); err != nil {
 				v.problems = append(v.problems, err) // names its field
 			}
 		}
 	}
-	if _, err := amqpTLSConfig(c.AMQP.TLS); err != nil {
+	if _, err := AMQPTLS(c.AMQP.TLS); err != nil {
 		v.problems = append(v.problems, err) // names its field
 	}
 	if c.AMQP.TLS != (AMQPTLSConfig{}) && !strings.Contains(c.AMQP.URL, "amqps://") {
@@ -370,4 +371,36 @@ func redactURL(raw string) string {
 		return raw
 	}
 	return u.Redacted()
+}
+
+// BrokerURLs parses a comma-separated list of amqp:// or amqps:// URLs and
+// strips userinfo and path from each.
+func BrokerURLs(list string) ([]string, error) {
+	var urls []string
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("amqp.url %q: %w", raw, err)
+		}
+		if u.Scheme != "amqp" && u.Scheme != "amqps" {
+			return nil, fmt.Errorf("amqp.url %q: scheme must be amqp or amqps", raw)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			port := "5672"
+			if u.Scheme == "amqps" {
+				port = "5671"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		urls = append(urls, u.Scheme+"://"+host+"/")
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("amqp.url is empty")
+	}
+	return urls, nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-func dialN(t *testing.T, dial brokerDialer, n int, login brokerLogin) []brokerConn {
+func dialN(t *testing.T, dial Dialer, n int, login Login) []Conn {
 	t.Helper()
-	conns := make([]brokerConn, n)
+	conns := make([]Conn, n)
 	for i := range conns {
 		c, err := dial(context.Background(), login)
 		if err != nil {
@@ -22,8 +22,8 @@ func dialN(t *testing.T, dial brokerDialer, n int, login brokerLogin) []brokerCo
 	return conns
 }
 
-func realConns(conns []brokerConn) map[brokerConn]int {
-	m := map[brokerConn]int{}
+func realConns(conns []Conn) map[Conn]int {
+	m := map[Conn]int{}
 	for _, c := range conns {
 		m[c.(*sharedConn).pc.real]++
 	}
@@ -32,9 +32,9 @@ func realConns(conns []brokerConn) map[brokerConn]int {
 
 func TestSharedConnectionsPoolSessionsAndAuthenticateEachConnect(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	b := newFakeBroker()
-	dial := newSharedDialer(b.dial, 2)
-	login := brokerLogin{Login: "u", Passcode: "p", VHost: "/"}
+	b := newPoolBroker()
+	dial := NewSharedDialer(b.dial, 2)
+	login := Login{Login: "u", Passcode: "p", VHost: "/"}
 	conns := dialN(t, dial, 5, login)
 
 	// Every CONNECT was authenticated by the broker with its credentials.
@@ -49,7 +49,7 @@ func TestSharedConnectionsPoolSessionsAndAuthenticateEachConnect(t *testing.T) {
 		if n > 2 {
 			t.Errorf("a pooled connection carries %d sessions, want ≤ 2", n)
 		}
-		if real.(*fakeConn).isClosed() {
+		if real.(*poolConn).isClosed() {
 			t.Error("a pooled connection in use is closed")
 		}
 	}
@@ -75,11 +75,11 @@ func TestSharedConnectionsPoolSessionsAndAuthenticateEachConnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !ch.(*fakeChannel).isClosed() {
+	if !ch.(*poolChannel).isClosed() {
 		t.Error("a session's channel survived its Close")
 	}
 	for real := range shared {
-		if !real.(*fakeConn).isClosed() {
+		if !real.(*poolConn).isClosed() {
 			t.Error("a pooled connection stayed open after its last session left")
 		}
 	}
@@ -87,10 +87,10 @@ func TestSharedConnectionsPoolSessionsAndAuthenticateEachConnect(t *testing.T) {
 
 func TestSharedConnectionsSeparateCredentialsAndVHosts(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	b := newFakeBroker()
-	dial := newSharedDialer(b.dial, 10)
-	var conns []brokerConn
-	for _, l := range []brokerLogin{
+	b := newPoolBroker()
+	dial := NewSharedDialer(b.dial, 10)
+	var conns []Conn
+	for _, l := range []Login{
 		{Login: "u", Passcode: "p", VHost: "/"},
 		{Login: "u", Passcode: "other", VHost: "/"},
 		{Login: "u", Passcode: "p", VHost: "/v2"},
@@ -112,9 +112,9 @@ func TestSharedConnectionsSeparateCredentialsAndVHosts(t *testing.T) {
 
 func TestSharedConnectionCloseReachesEverySession(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	b := newFakeBroker()
-	dial := newSharedDialer(b.dial, 4)
-	login := brokerLogin{Login: "u", Passcode: "p", VHost: "/"}
+	b := newPoolBroker()
+	dial := NewSharedDialer(b.dial, 4)
+	login := Login{Login: "u", Passcode: "p", VHost: "/"}
 	conns := dialN(t, dial, 3, login)
 	var closes []chan *amqp.Error
 	var blocks []chan amqp.Blocking
@@ -122,7 +122,7 @@ func TestSharedConnectionCloseReachesEverySession(t *testing.T) {
 		closes = append(closes, c.NotifyClose(make(chan *amqp.Error, 1)))
 		blocks = append(blocks, c.NotifyBlocked(make(chan amqp.Blocking, 4)))
 	}
-	real := conns[0].(*sharedConn).pc.real.(*fakeConn)
+	real := conns[0].(*sharedConn).pc.real.(*poolConn)
 
 	real.block(t, true)
 	for i, bl := range blocks {
@@ -159,12 +159,12 @@ func TestSharedConnectionCloseReachesEverySession(t *testing.T) {
 }
 
 func TestSharedConnectionsDialErrorsPassThrough(t *testing.T) {
-	b := newFakeBroker()
-	b.dialErr = errBrokerAccessRefused
-	dial := newSharedDialer(b.dial, 4)
-	for i := 0; i < maxConcurrentAuthDials+2; i++ {
+	b := newPoolBroker()
+	b.dialErr = ErrAccessRefused
+	dial := NewSharedDialer(b.dial, 4)
+	for i := 0; i < MaxConcurrentAuthDials+2; i++ {
 		// Failed dials must give their slot back, or this would hang.
-		if _, err := dial(context.Background(), brokerLogin{Login: "u", Passcode: "bad", VHost: "/"}); err != errBrokerAccessRefused {
+		if _, err := dial(context.Background(), Login{Login: "u", Passcode: "bad", VHost: "/"}); err != ErrAccessRefused {
 			t.Fatalf("dial #%d: err %v, want the broker's refusal", i, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import "time"
 
@@ -24,8 +24,8 @@ type Config struct {
 	Log          LogConfig          `yaml:"log"`
 
 	// The sections below are the deployment surface: STOMP over WebSocket,
-	// STOMP over TLS and the admin HTTP listener (websocket.go, tls.go,
-	// admin.go).
+	// STOMP over TLS and the admin HTTP listener (packages gateway/ws and
+	// gateway/admin; TLS material in tls.go).
 	WebSocket WebSocketConfig `yaml:"websocket"`
 	TLS       TLSConfig       `yaml:"tls"`
 	Admin     AdminConfig     `yaml:"admin"`
@@ -71,7 +71,7 @@ type AMQPTLSConfig struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// WebSocketConfig is STOMP over WebSocket (websocket.go): one STOMP frame per
+// WebSocketConfig is STOMP over WebSocket (gateway/ws): one STOMP frame per
 // WebSocket message, or frames split across messages.
 type WebSocketConfig struct {
 	// Listen is the HTTP listen address serving the WebSocket endpoint;
@@ -105,7 +105,7 @@ type TLSConfig struct {
 	VerifyClient bool `yaml:"verify_client"`
 }
 
-// AdminConfig is the admin HTTP listener (admin.go): /healthz, /readyz,
+// AdminConfig is the admin HTTP listener (gateway/admin): /healthz, /readyz,
 // /metrics and optionally /debug/pprof/.
 type AdminConfig struct {
 	// Listen is the admin listen address; empty disables it.

@@ -1,7 +1,7 @@
-package gateway
+package admin
 
-// Prometheus metrics: Metrics implements Observer (observer.go) and is
-// served by the admin listener's /metrics (admin.go). Every name starts
+// Prometheus metrics: Metrics implements the gateway's Observer and is
+// served by the admin handler's /metrics (admin.go). Every name starts
 // with stompgate_. Label values come from fixed sets (transports, STOMP
 // commands, close reasons, broker states) or are capped (ERROR messages,
 // broker profiles), so a misbehaving client cannot grow the series count.
@@ -105,8 +105,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-var _ Observer = (*Metrics)(nil)
-
 // SessionOpened implements Observer.
 func (m *Metrics) SessionOpened(transport string) {
 	m.sessionsOpen.WithLabelValues(transport).Inc()
@@ -114,9 +112,9 @@ func (m *Metrics) SessionOpened(transport string) {
 }
 
 // SessionClosed implements Observer.
-func (m *Metrics) SessionClosed(transport string, reason CloseReason) {
+func (m *Metrics) SessionClosed(transport, reason string) {
 	m.sessionsOpen.WithLabelValues(transport).Dec()
-	m.sessionCloses.WithLabelValues(transport, string(reason)).Inc()
+	m.sessionCloses.WithLabelValues(transport, reason).Inc()
 }
 
 // FrameIn implements Observer.
@@ -195,67 +193,4 @@ func (c *labelCap) value(v string) string {
 	}
 	c.seen[v] = struct{}{}
 	return v
-}
-
-// teeObserver sends every event to each of its observers.
-type teeObserver []Observer
-
-func (t teeObserver) SessionOpened(transport string) {
-	for _, o := range t {
-		o.SessionOpened(transport)
-	}
-}
-
-func (t teeObserver) SessionClosed(transport string, reason CloseReason) {
-	for _, o := range t {
-		o.SessionClosed(transport, reason)
-	}
-}
-
-func (t teeObserver) FrameIn(command string) {
-	for _, o := range t {
-		o.FrameIn(command)
-	}
-}
-
-func (t teeObserver) FrameOut(command string) {
-	for _, o := range t {
-		o.FrameOut(command)
-	}
-}
-
-func (t teeObserver) ErrorSent(message string) {
-	for _, o := range t {
-		o.ErrorSent(message)
-	}
-}
-
-func (t teeObserver) Published() {
-	for _, o := range t {
-		o.Published()
-	}
-}
-
-func (t teeObserver) Delivered() {
-	for _, o := range t {
-		o.Delivered()
-	}
-}
-
-func (t teeObserver) ReceiptLatency(d time.Duration) {
-	for _, o := range t {
-		o.ReceiptLatency(d)
-	}
-}
-
-func (t teeObserver) BrokerConnection(state string) {
-	for _, o := range t {
-		o.BrokerConnection(state)
-	}
-}
-
-func (t teeObserver) BrokerProfile(profile string) {
-	for _, o := range t {
-		o.BrokerProfile(profile)
-	}
 }

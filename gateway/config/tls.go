@@ -1,8 +1,8 @@
-package gateway
+package config
 
 // TLS for the STOMP over TLS listener ("stomp+ssl", transport "tls"), for
-// WSS (transport "wss"), and for amqps:// broker connections. Owned by the
-// deployment surface (server.go, websocket.go, admin.go).
+// WSS (transport "wss"), and for amqps:// broker connections, used by the
+// gateway's Server, the broker dialer and the admin broker probe.
 
 import (
 	"crypto/tls"
@@ -12,10 +12,10 @@ import (
 	"os"
 )
 
-// serverTLSConfig builds the server side of the TLS listener and WSS from
+// ServerTLS builds the server side of the TLS listener and WSS from
 // cfg: the certificate chain, and with verify_client a required client
 // certificate verified against client_ca_file. Errors name the config key.
-func serverTLSConfig(cfg TLSConfig) (*tls.Config, error) {
+func ServerTLS(cfg TLSConfig) (*tls.Config, error) {
 	if cfg.CertFile == "" || cfg.KeyFile == "" {
 		return nil, errors.New("tls.cert_file and tls.key_file: both must be set to serve TLS")
 	}
@@ -47,9 +47,9 @@ func serverTLSConfig(cfg TLSConfig) (*tls.Config, error) {
 	return tc, nil
 }
 
-// amqpTLSConfig builds the client side of amqps:// connections, or nil when
+// AMQPTLS builds the client side of amqps:// connections, or nil when
 // cfg is empty (amqp091-go then uses the system roots and the URL's host).
-func amqpTLSConfig(cfg AMQPTLSConfig) (*tls.Config, error) {
+func AMQPTLS(cfg AMQPTLSConfig) (*tls.Config, error) {
 	if cfg == (AMQPTLSConfig{}) {
 		return nil, nil
 	}
@@ -87,9 +87,9 @@ func loadCertPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// withServerName returns tc with ServerName set to host when tc has none,
+// WithServerName returns tc with ServerName set to host when tc has none,
 // since a tls.Config used for a dial to host must verify that name.
-func withServerName(tc *tls.Config, host string) *tls.Config {
+func WithServerName(tc *tls.Config, host string) *tls.Config {
 	if tc == nil || tc.ServerName != "" {
 		return tc
 	}

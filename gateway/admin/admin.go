@@ -1,9 +1,9 @@
-package gateway
+package admin
 
-// The admin HTTP listener (admin.listen): /healthz, /readyz, /metrics and,
-// with admin.pprof, /debug/pprof/. Owned by the deployment surface
-// (server.go). It stays up during a graceful shutdown, so /readyz can
-// report "shutting down" while sessions drain.
+// The admin HTTP handler (admin.listen): /healthz, /readyz, /metrics and,
+// with admin.pprof, /debug/pprof/. The gateway's Server runs the listener;
+// it stays up during a graceful shutdown, so /readyz can report "shutting
+// down" while sessions drain.
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // brokerProbeTTL is how long a broker probe result is reused, so frequent
@@ -30,9 +30,9 @@ const brokerProbeTTL = 2 * time.Second
 // brokerProbeTimeout bounds one probe of one broker address.
 const brokerProbeTimeout = 2 * time.Second
 
-// newAdminHandler returns the admin mux. ready reports why the gateway is
+// NewHandler returns the admin mux. ready reports why the gateway is
 // not ready, or "" when it is.
-func newAdminHandler(reg *prometheus.Registry, ready func(context.Context) string, withPprof bool) http.Handler {
+func NewHandler(reg *prometheus.Registry, ready func(context.Context) string, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	// /healthz: the process is up and serving HTTP (a liveness probe).
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -61,20 +61,20 @@ func newAdminHandler(reg *prometheus.Registry, ready func(context.Context) strin
 	return mux
 }
 
-// newMetricsRegistry returns a registry with the gateway's metrics and the
+// NewRegistry returns a registry with the gateway's metrics and the
 // standard Go runtime and process collectors.
-func newMetricsRegistry() (*prometheus.Registry, *Metrics) {
+func NewRegistry() (*prometheus.Registry, *Metrics) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg, NewMetrics(reg)
 }
 
-// brokerProbe checks that an AMQP broker answers at one of the amqp.url
+// BrokerProbe checks that an AMQP broker answers at one of the amqp.url
 // addresses: it connects (with TLS for amqps://), sends the AMQP 0-9-1
 // protocol header and expects a method frame (connection.start) back, then
 // hangs up. Results are cached for brokerProbeTTL.
-type brokerProbe struct {
-	urls []string // from brokerURLs: scheme://host:port/
+type BrokerProbe struct {
+	urls []string // from config.BrokerURLs: scheme://host:port/
 	tls  *tls.Config
 
 	mu      sync.Mutex // guards the cached result; held during a probe
@@ -82,20 +82,21 @@ type brokerProbe struct {
 	lastErr error
 }
 
-func newBrokerProbe(cfg AMQPConfig) (*brokerProbe, error) {
-	urls, err := brokerURLs(cfg.URL)
+// NewBrokerProbe probes the brokers of cfg.URL.
+func NewBrokerProbe(cfg config.AMQPConfig) (*BrokerProbe, error) {
+	urls, err := config.BrokerURLs(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := amqpTLSConfig(cfg.TLS)
+	tc, err := config.AMQPTLS(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
-	return &brokerProbe{urls: urls, tls: tc}, nil
+	return &BrokerProbe{urls: urls, tls: tc}, nil
 }
 
-// check returns nil when a broker answered within the last brokerProbeTTL.
-func (p *brokerProbe) check(ctx context.Context) error {
+// Check returns nil when a broker answered within the last brokerProbeTTL.
+func (p *BrokerProbe) Check(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.checked.IsZero() && time.Since(p.checked) < brokerProbeTTL {
@@ -114,7 +115,7 @@ func (p *brokerProbe) check(ctx context.Context) error {
 // amqpProtocolHeader opens an AMQP 0-9-1 connection.
 var amqpProtocolHeader = []byte("AMQP\x00\x00\x09\x01")
 
-func (p *brokerProbe) probe(ctx context.Context, rawURL string) error {
+func (p *BrokerProbe) probe(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
@@ -123,7 +124,7 @@ func (p *brokerProbe) probe(ctx context.Context, rawURL string) error {
 	defer cancel()
 	var conn net.Conn
 	if u.Scheme == "amqps" {
-		d := &tls.Dialer{Config: withServerName(p.tls, u.Hostname())}
+		d := &tls.Dialer{Config: config.WithServerName(p.tls, u.Hostname())}
 		if d.Config == nil {
 			d.Config = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 		}
@@ -151,21 +152,4 @@ func (p *brokerProbe) probe(ctx context.Context, rawURL string) error {
 		return fmt.Errorf("broker %s: not an AMQP 0-9-1 broker (first byte %q)", u.Host, frameType[0])
 	}
 	return nil
-}
-
-// readiness reports why s is not ready, or "" when it is.
-func (s *Server) readiness(ctx context.Context) string {
-	s.mu.Lock()
-	serving, closing := s.serving, s.closing
-	s.mu.Unlock()
-	switch {
-	case closing:
-		return "shutting down"
-	case !serving:
-		return "listeners not accepting yet"
-	}
-	if err := s.probe.check(ctx); err != nil {
-		return strings.TrimSpace(err.Error())
-	}
-	return ""
 }

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"math"
@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const exampleConfigPath = "../config.example.yaml"
+const exampleConfigPath = "../../config.example.yaml"
 
 func writeConfig(t *testing.T, text string) string {
 	t.Helper()
@@ -36,9 +36,9 @@ func joinedErrors(err error) []error {
 }
 
 func TestExampleConfigLoadsToDefaultConfig(t *testing.T) {
-	cfg, err := LoadConfig(exampleConfigPath)
+	cfg, err := Load(exampleConfigPath)
 	if err != nil {
-		t.Fatalf("LoadConfig(%s): %v", exampleConfigPath, err)
+		t.Fatalf("Load(%s): %v", exampleConfigPath, err)
 	}
 	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config.example.yaml differs from DefaultConfig():\n got %+v\nwant %+v", cfg, want)
@@ -122,7 +122,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 
 func TestLoadConfigOverridesOnlyTheKeysGiven(t *testing.T) {
 	path := writeConfig(t, "listen: 127.0.0.1:0\nlimits:\n  max_body: 1024\nheartbeat:\n  idle_timeout: 1m\n")
-	cfg, err := LoadConfig(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestLoadConfigOverridesOnlyTheKeysGiven(t *testing.T) {
 }
 
 func TestLoadConfigEmptyFileIsDefaults(t *testing.T) {
-	cfg, err := LoadConfig(writeConfig(t, "# nothing set\n"))
+	cfg, err := Load(writeConfig(t, "# nothing set\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,9 @@ func TestLoadConfigRejectsBadDocuments(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeConfig(t, tt.text)
-			_, err := LoadConfig(path)
+			_, err := Load(path)
 			if err == nil {
-				t.Fatalf("LoadConfig accepted:\n%s", tt.text)
+				t.Fatalf("Load accepted:\n%s", tt.text)
 			}
 			if !strings.HasPrefix(err.Error(), path+": ") {
 				t.Errorf("error %q does not start with the file name", err)
@@ -198,7 +198,7 @@ auth:
 vhosts:
   default: "$${literal}"
 `)
-	cfg, err := LoadConfig(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,9 +218,9 @@ func TestLoadConfigUnsetEnvironmentIsAnError(t *testing.T) {
 	if err := os.Unsetenv("STOMPGATE_TEST_MISSING"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadConfig(writeConfig(t, "listen: :1\nauth:\n  default_login: ${STOMPGATE_TEST_MISSING}\n  default_passcode: ${not a name}\n"))
+	_, err := Load(writeConfig(t, "listen: :1\nauth:\n  default_login: ${STOMPGATE_TEST_MISSING}\n  default_passcode: ${not a name}\n"))
 	if err == nil {
-		t.Fatal("LoadConfig accepted an unset variable")
+		t.Fatal("Load accepted an unset variable")
 	}
 	for _, want := range []string{"line 3: environment variable STOMPGATE_TEST_MISSING is not set", "line 4: ${not a name} is not a valid"} {
 		if !strings.Contains(err.Error(), want) {

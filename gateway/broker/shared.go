@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"context"
@@ -29,14 +29,14 @@ import (
 // connPool groups pooled connections by credentials and vhost. Safe for
 // concurrent use by the sessions' goroutines that dial.
 type connPool struct {
-	dial    brokerDialer // dials and authenticates one real connection
-	perConn int          // sessions per pooled connection
+	dial    Dialer // dials and authenticates one real connection
+	perConn int    // sessions per pooled connection
 	// dialSlots bounds concurrent authentication dials, so a burst of
 	// CONNECTs does not open hundreds of broker connections at once.
 	dialSlots  chan struct{}
 	mu         sync.Mutex // guards groups
 	groups     map[poolKey][]*pooledConn
-	closeAsync func(brokerConn) // closes a redundant authentication connection, then frees its dial slot
+	closeAsync func(Conn) // closes a redundant authentication connection, then frees its dial slot
 }
 
 // poolKey identifies who may share a connection. The passcode is kept only
@@ -53,7 +53,7 @@ type poolKey struct {
 type pooledConn struct {
 	pool *connPool
 	key  poolKey
-	real brokerConn
+	real Conn
 
 	mu       sync.Mutex // guards the fields below
 	sessions map[*sharedConn]struct{}
@@ -63,27 +63,27 @@ type pooledConn struct {
 }
 
 // sharedConn is one session's view of a pooled connection: it implements
-// brokerConn. Channels it opens are closed when the session closes it.
+// Conn. Channels it opens are closed when the session closes it.
 type sharedConn struct {
 	pc *pooledConn
 
 	mu       sync.Mutex // guards the fields below
-	channels []brokerChannel
+	channels []Channel
 	closeCh  chan *amqp.Error
 	blockCh  chan amqp.Blocking
 }
 
-// maxConcurrentAuthDials bounds the authentication dials in flight.
-const maxConcurrentAuthDials = 32
+// MaxConcurrentAuthDials bounds the authentication dials in flight.
+const MaxConcurrentAuthDials = 32
 
-func newSharedDialer(dial brokerDialer, perConn int) brokerDialer {
+func NewSharedDialer(dial Dialer, perConn int) Dialer {
 	pool := &connPool{
 		dial:      dial,
 		perConn:   perConn,
-		dialSlots: make(chan struct{}, maxConcurrentAuthDials),
+		dialSlots: make(chan struct{}, MaxConcurrentAuthDials),
 		groups:    make(map[poolKey][]*pooledConn),
 	}
-	pool.closeAsync = func(c brokerConn) {
+	pool.closeAsync = func(c Conn) {
 		go func() {
 			_ = c.Close()
 			<-pool.dialSlots
@@ -95,11 +95,11 @@ func newSharedDialer(dial brokerDialer, perConn int) brokerDialer {
 // dialShared authenticates the session's CONNECT with a fresh connection,
 // then attaches the session to a pooled connection with room, or pools the
 // fresh one.
-func (p *connPool) dialShared(ctx context.Context, login brokerLogin) (brokerConn, error) {
+func (p *connPool) dialShared(ctx context.Context, login Login) (Conn, error) {
 	select {
 	case p.dialSlots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", errBrokerUnreachable, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, ctx.Err())
 	}
 	login.ConnectionName = "stompgate shared " + login.Login + "@" + login.VHost
 	fresh, err := p.dial(ctx, login)
@@ -210,7 +210,7 @@ func (pc *pooledConn) detach(sc *sharedConn) {
 	}
 }
 
-func (sc *sharedConn) Channel() (brokerChannel, error) {
+func (sc *sharedConn) Channel() (Channel, error) {
 	ch, err := sc.pc.real.Channel()
 	if err != nil {
 		return nil, err
@@ -283,10 +283,10 @@ func (sc *sharedConn) notifyBlocked(b amqp.Blocking) {
 	}
 }
 
-// writeHolder of the pooled connection, nil if it has none: sessions on
+// WriteHolder of the pooled connection, nil if it has none: sessions on
 // one connection share its held bytes, and any of their loops flushes them.
-func (sc *sharedConn) writeHolder() writeHolder {
-	wh, _ := sc.pc.real.(writeHolder)
+func (sc *sharedConn) WriteHolder() WriteHolder {
+	wh, _ := sc.pc.real.(WriteHolder)
 	return wh
 }
 

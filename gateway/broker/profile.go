@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"math"
@@ -12,7 +12,7 @@ import (
 	"github.com/stompgate/stompgate/gateway/codec"
 )
 
-// brokerProfile adapts the AMQP side to what a broker accepts (semantics
+// Profile adapts the AMQP side to what a broker accepts (semantics
 // 17). A session picks one right after its AMQP connection opens and
 // consults it from the session loop only; profiles are immutable values.
 //
@@ -35,7 +35,7 @@ import (
 // "Round trip" means: without publisher confirms a SEND receipt follows a
 // synchronous method on the publisher channel, so the broker has read the
 // message but need not have stored it (semantics 17, last paragraph).
-type brokerProfile interface {
+type Profile interface {
 	// Name is "rabbitmq", "qpid" or "generic".
 	Name() string
 	// PublisherConfirms reports whether the broker supports confirm.select;
@@ -61,29 +61,29 @@ type brokerProfile interface {
 
 // Profile names, as in the amqp.profile config key.
 const (
-	profileAuto     = "auto"
-	profileRabbitMQ = "rabbitmq"
-	profileQpid     = "qpid"
-	profileGeneric  = "generic"
+	ProfileAuto     = "auto"
+	ProfileRabbitMQ = "rabbitmq"
+	ProfileQpid     = "qpid"
+	ProfileGeneric  = "generic"
 )
 
-// brokerCapabilities is what a broker says it supports in the capabilities
+// Capabilities is what a broker says it supports in the capabilities
 // table of connection.start's server properties (RabbitMQ's convention,
 // which garagemq follows; Qpid Broker-J sends no such table but
-// qpid.confirmed_publish_supported, see parseCapabilities).
-type brokerCapabilities struct {
+// qpid.confirmed_publish_supported, see ParseCapabilities).
+type Capabilities struct {
 	PublisherConfirms    bool
 	BasicNack            bool
 	ConsumerCancelNotify bool
 	ConnectionBlocked    bool
 }
 
-// parseCapabilities reads the capabilities of serverProperties; a
+// ParseCapabilities reads the capabilities of serverProperties; a
 // capability the broker does not mention takes its value from defaults.
 // Qpid Broker-J announces confirms as the string property
 // qpid.confirmed_publish_supported = "true" (Broker-J's
 // ConnectionStartProperties), which counts when the table is silent.
-func parseCapabilities(serverProperties amqp.Table, defaults brokerCapabilities) brokerCapabilities {
+func ParseCapabilities(serverProperties amqp.Table, defaults Capabilities) Capabilities {
 	caps := defaults
 	if v, ok := serverProperties["qpid.confirmed_publish_supported"]; ok {
 		caps.PublisherConfirms = truthy(v)
@@ -131,54 +131,54 @@ func detectProfile(serverProperties amqp.Table) string {
 	product := productOf(serverProperties)
 	switch {
 	case strings.EqualFold(product, "RabbitMQ"):
-		return profileRabbitMQ
+		return ProfileRabbitMQ
 	case strings.Contains(strings.ToLower(product), "qpid"):
-		return profileQpid
+		return ProfileQpid
 	}
-	return profileGeneric
+	return ProfileGeneric
 }
 
-// selectProfile picks the profile for a connection from the configured
+// SelectProfile picks the profile for a connection from the configured
 // name ("auto" or empty: from the server properties of connection.start).
 // A forced profile still reads the broker's capabilities. Config
 // validation only lets known names through; an unknown one is generic,
 // the profile that assumes least.
-func selectProfile(configured string, serverProperties amqp.Table) brokerProfile {
+func SelectProfile(configured string, serverProperties amqp.Table) Profile {
 	name := strings.ToLower(strings.TrimSpace(configured))
-	if name == "" || name == profileAuto {
+	if name == "" || name == ProfileAuto {
 		name = detectProfile(serverProperties)
 	}
 	switch name {
-	case profileRabbitMQ:
-		return rabbitMQProfile{caps: parseCapabilities(serverProperties, rabbitMQDefaults)}
-	case profileQpid:
-		return qpidProfile{caps: parseCapabilities(serverProperties, qpidDefaults), now: time.Now}
+	case ProfileRabbitMQ:
+		return rabbitMQProfile{caps: ParseCapabilities(serverProperties, rabbitMQDefaults)}
+	case ProfileQpid:
+		return qpidProfile{caps: ParseCapabilities(serverProperties, qpidDefaults), now: time.Now}
 	}
-	return genericProfile{caps: parseCapabilities(serverProperties, genericDefaults)}
+	return genericProfile{caps: ParseCapabilities(serverProperties, genericDefaults)}
 }
 
 // Capabilities assumed when connection.start does not mention them.
 var (
 	// RabbitMQ has had all four since 3.3 and always sends the table.
-	rabbitMQDefaults = brokerCapabilities{PublisherConfirms: true, BasicNack: true, ConsumerCancelNotify: true, ConnectionBlocked: true}
+	rabbitMQDefaults = Capabilities{PublisherConfirms: true, BasicNack: true, ConsumerCancelNotify: true, ConnectionBlocked: true}
 	// Qpid Broker-J handles basic.nack from clients, has no
 	// server-initiated basic.cancel and throttles with channel.flow
 	// (semantics 17); confirms come from qpid.confirmed_publish_supported.
-	qpidDefaults = brokerCapabilities{BasicNack: true}
+	qpidDefaults = Capabilities{BasicNack: true}
 	// An unknown broker is assumed to have nothing it does not announce.
-	genericDefaults = brokerCapabilities{}
+	genericDefaults = Capabilities{}
 )
 
 // notSupported is ERROR Invalid header for a header the broker of profile
 // cannot honour (semantics 17), raised before any declare or publish.
 func notSupported(header, profile string) *codec.ProtocolError {
-	return protocolError("Invalid header", "'"+header+"' is not supported by broker profile "+profile+"\n")
+	return &codec.ProtocolError{Message: "Invalid header", Detail: "'" + header + "' is not supported by broker profile " + profile + "\n"}
 }
 
 // rabbitMQProfile is the reference: everything passes unchanged.
-type rabbitMQProfile struct{ caps brokerCapabilities }
+type rabbitMQProfile struct{ caps Capabilities }
 
-func (rabbitMQProfile) Name() string                                    { return profileRabbitMQ }
+func (rabbitMQProfile) Name() string                                    { return ProfileRabbitMQ }
 func (p rabbitMQProfile) PublisherConfirms() bool                       { return p.caps.PublisherConfirms }
 func (rabbitMQProfile) ServerNamedQueues() bool                         { return true }
 func (rabbitMQProfile) ExclusiveQueues() bool                           { return true }
@@ -190,11 +190,11 @@ func (rabbitMQProfile) AdaptDelivery(*amqp.Delivery)                    {}
 // closed set of queue arguments. Back-pressure arrives as channel.flow,
 // which the session handles for every profile.
 type qpidProfile struct {
-	caps brokerCapabilities
+	caps Capabilities
 	now  func() time.Time
 }
 
-func (qpidProfile) Name() string              { return profileQpid }
+func (qpidProfile) Name() string              { return ProfileQpid }
 func (p qpidProfile) PublisherConfirms() bool { return p.caps.PublisherConfirms }
 func (qpidProfile) ServerNamedQueues() bool   { return true }
 func (qpidProfile) ExclusiveQueues() bool     { return true }
@@ -207,7 +207,7 @@ func (p qpidProfile) AdaptPublishing(msg *amqp.Publishing) error {
 	}
 	ttl, err := strconv.ParseInt(strings.TrimSpace(msg.Expiration), 10, 64)
 	if err != nil || ttl < 0 {
-		return protocolError("Invalid header", "'expiration' must be a non-negative integer (milliseconds) of at most 19 digits, not '"+msg.Expiration+"'\n")
+		return &codec.ProtocolError{Message: "Invalid header", Detail: "'expiration' must be a non-negative integer (milliseconds) of at most 19 digits, not '" + msg.Expiration + "'\n"}
 	}
 	now := p.now().UnixMilli()
 	abs := now + ttl
@@ -234,7 +234,7 @@ func (qpidProfile) AdaptQueueArgs(args amqp.Table) (amqp.Table, error) {
 			out["x-qpid-priorities"] = v
 		case isClassicQueueType(name, v):
 		default:
-			return nil, notSupported(argumentLabel(name, v), profileQpid)
+			return nil, notSupported(argumentLabel(name, v), ProfileQpid)
 		}
 	}
 	if len(out) == 0 {
@@ -266,9 +266,9 @@ func (p qpidProfile) AdaptDelivery(d *amqp.Delivery) {
 // (semantics 17): no server-named queues, no TTLs, no queue arguments;
 // confirms and nack only as announced. Back-pressure comes from the
 // confirm cap (flow.max_unconfirmed) and TCP.
-type genericProfile struct{ caps brokerCapabilities }
+type genericProfile struct{ caps Capabilities }
 
-func (genericProfile) Name() string              { return profileGeneric }
+func (genericProfile) Name() string              { return ProfileGeneric }
 func (p genericProfile) PublisherConfirms() bool { return p.caps.PublisherConfirms }
 func (genericProfile) ServerNamedQueues() bool   { return false }
 
@@ -286,7 +286,7 @@ func (genericProfile) ExclusiveQueues() bool { return false }
 // the expiration property and never expires the message.
 func (genericProfile) AdaptPublishing(msg *amqp.Publishing) error {
 	if msg.Expiration != "" {
-		return notSupported("expiration", profileGeneric)
+		return notSupported("expiration", ProfileGeneric)
 	}
 	return nil
 }
@@ -296,7 +296,7 @@ func (genericProfile) AdaptPublishing(msg *amqp.Publishing) error {
 func (genericProfile) AdaptQueueArgs(args amqp.Table) (amqp.Table, error) {
 	for _, name := range sortedKeys(args) {
 		if !isClassicQueueType(name, args[name]) {
-			return nil, notSupported(argumentLabel(name, args[name]), profileGeneric)
+			return nil, notSupported(argumentLabel(name, args[name]), ProfileGeneric)
 		}
 	}
 	return nil, nil

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stompgate/stompgate/gateway/config"
 )
 
 // The AMQP side of a session is reached through these two small
 // interfaces, so that session tests can script a broker (errors, nacks,
-// cancels, stalls) without one. *amqp.Channel satisfies brokerChannel as is;
+// cancels, stalls) without one. *amqp.Channel satisfies Channel as is;
 // amqpConn adapts *amqp.Connection.
 
-// brokerConn is one AMQP connection, owned by one session.
-type brokerConn interface {
-	Channel() (brokerChannel, error)
+// Conn is one AMQP connection, owned by one session.
+type Conn interface {
+	Channel() (Channel, error)
 	NotifyClose(receiver chan *amqp.Error) chan *amqp.Error
 	NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 	// FrameMax is the negotiated frame_max, 0 if unlimited.
@@ -31,11 +32,11 @@ type brokerConn interface {
 	Close() error
 }
 
-// brokerChannel is one AMQP channel: the publisher channel or the channel
+// Channel is one AMQP channel: the publisher channel or the channel
 // of one subscription. Its synchronous methods are called only from the
 // session loop; Ack is also called by the writer goroutine for ack:auto
 // deliveries (amqp091-go channels are safe for concurrent use).
-type brokerChannel interface {
+type Channel interface {
 	Confirm(noWait bool) error
 	NotifyPublish(confirm chan amqp.Confirmation) chan amqp.Confirmation
 	NotifyClose(c chan *amqp.Error) chan *amqp.Error
@@ -55,48 +56,48 @@ type brokerChannel interface {
 	Close() error
 }
 
-// brokerLogin is what a session needs to open its AMQP connection.
-type brokerLogin struct {
+// Login is what a session needs to open its AMQP connection.
+type Login struct {
 	Login, Passcode string
 	VHost           string
 	// ConnectionName is advertised as the connection_name client property.
 	ConnectionName string
 }
 
-// brokerDialer opens an AMQP connection for one session.
-type brokerDialer func(ctx context.Context, login brokerLogin) (brokerConn, error)
+// Dialer opens an AMQP connection for one session.
+type Dialer func(ctx context.Context, login Login) (Conn, error)
 
-// amqpConn adapts *amqp.Connection to brokerConn.
+// amqpConn adapts *amqp.Connection to Conn.
 type amqpConn struct {
 	*amqp.Connection
 	wire *coalescingConn // the socket under amqp091-go (under TLS when amqps)
 }
 
-// writeHolder is implemented by broker connections whose socket writes a
+// WriteHolder is implemented by broker connections whose socket writes a
 // session loop can hold back across consecutive publishes (coalescingConn).
-type writeHolder interface {
-	holdWrites()
-	releaseWrites()
-	flushHeld()
+type WriteHolder interface {
+	HoldWrites()
+	ReleaseWrites()
+	FlushHeld()
 }
 
-// brokerWriteHolder returns b's writeHolder, or nil: for a shared
+// WriteHolderOf returns b's WriteHolder, or nil: for a shared
 // connection that of its pooled connection.
-func brokerWriteHolder(b brokerConn) writeHolder {
+func WriteHolderOf(b Conn) WriteHolder {
 	switch c := b.(type) {
-	case writeHolder:
+	case WriteHolder:
 		return c
-	case interface{ writeHolder() writeHolder }:
-		return c.writeHolder()
+	case interface{ WriteHolder() WriteHolder }:
+		return c.WriteHolder()
 	}
 	return nil
 }
 
-func (c amqpConn) holdWrites()    { c.wire.holdWrites() }
-func (c amqpConn) releaseWrites() { c.wire.releaseWrites() }
-func (c amqpConn) flushHeld()     { c.wire.flushHeld() }
+func (c amqpConn) HoldWrites()    { c.wire.holdWrites() }
+func (c amqpConn) ReleaseWrites() { c.wire.releaseWrites() }
+func (c amqpConn) FlushHeld()     { c.wire.flushHeld() }
 
-func (c amqpConn) Channel() (brokerChannel, error) {
+func (c amqpConn) Channel() (Channel, error) {
 	ch, err := c.Connection.Channel()
 	if err != nil {
 		return nil, err
@@ -116,87 +117,55 @@ func (c amqpConn) ServerProperties() amqp.Table { return c.Properties }
 
 func (c amqpConn) FrameMax() int { return c.Config.FrameSize }
 
-// newAMQPDialer returns the dialer used in production. Only the scheme,
+// NewDialer returns the dialer used in production. Only the scheme,
 // host and port of cfg.URL are used (semantics 1): credentials come from
 // the client's CONNECT and the vhost from its host header.
-func newAMQPDialer(cfg AMQPConfig) (brokerDialer, error) {
-	urls, err := brokerURLs(cfg.URL)
+func NewDialer(cfg config.AMQPConfig, version string) (Dialer, error) {
+	urls, err := config.BrokerURLs(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := amqpTLSConfig(cfg.TLS) // tls.go; nil: amqp091-go's defaults
+	tlsConfig, err := config.AMQPTLS(cfg.TLS) // tls.go; nil: amqp091-go's defaults
 	if err != nil {
 		return nil, err
 	}
-	dial := func(ctx context.Context, login brokerLogin) (brokerConn, error) {
+	dial := func(ctx context.Context, login Login) (Conn, error) {
 		var lastErr error
 		for _, u := range urls {
-			conn, err := dialAMQP(ctx, cfg, tlsConfig, u, login)
+			conn, err := dialAMQP(ctx, cfg, version, tlsConfig, u, login)
 			if err == nil {
 				return conn, nil
 			}
 			lastErr = err
 			// A broker that answered and refused decides; only an
 			// unreachable one makes us try the next URL.
-			if !errors.Is(err, errBrokerUnreachable) {
+			if !errors.Is(err, ErrUnreachable) {
 				return nil, err
 			}
 		}
 		return nil, lastErr
 	}
 	if cfg.SharedConnections {
-		return newSharedDialer(dial, cfg.SessionsPerConnection), nil
+		return NewSharedDialer(dial, cfg.SessionsPerConnection), nil
 	}
 	return dial, nil
 }
 
-// brokerURLs parses a comma-separated list of amqp:// or amqps:// URLs and
-// strips userinfo and path from each.
-func brokerURLs(list string) ([]string, error) {
-	var urls []string
-	for _, raw := range strings.Split(list, ",") {
-		raw = strings.TrimSpace(raw)
-		if raw == "" {
-			continue
-		}
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("amqp.url %q: %w", raw, err)
-		}
-		if u.Scheme != "amqp" && u.Scheme != "amqps" {
-			return nil, fmt.Errorf("amqp.url %q: scheme must be amqp or amqps", raw)
-		}
-		host := u.Host
-		if u.Port() == "" {
-			port := "5672"
-			if u.Scheme == "amqps" {
-				port = "5671"
-			}
-			host = net.JoinHostPort(u.Hostname(), port)
-		}
-		urls = append(urls, u.Scheme+"://"+host+"/")
-	}
-	if len(urls) == 0 {
-		return nil, errors.New("amqp.url is empty")
-	}
-	return urls, nil
-}
-
-func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, brokerURL string, login brokerLogin) (brokerConn, error) {
+func dialAMQP(ctx context.Context, cfg config.AMQPConfig, version string, tlsConfig *tls.Config, brokerURL string, login Login) (Conn, error) {
 	deadline := time.Now().Add(cfg.DialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	timeout := time.Until(deadline)
 	var wire *coalescingConn // set by Dial, which DialConfig calls once
-	config := amqp.Config{
+	amqpCfg := amqp.Config{
 		SASL:      []amqp.Authentication{&amqp.PlainAuth{Username: login.Login, Password: login.Passcode}},
 		Vhost:     login.VHost,
 		Heartbeat: cfg.Heartbeat,
 		Locale:    "en_US",
 		Properties: amqp.Table{
 			"product":                  "stompgate",
-			"version":                  Version,
+			"version":                  version,
 			"connection_name":          login.ConnectionName,
 			"qpid.close_when_no_route": false,
 			"capabilities":             amqp.Table{"authentication_failure_close": true, "consumer_cancel_notify": true, "connection.blocked": true, "publisher_confirms": true, "basic.nack": true},
@@ -215,12 +184,12 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 		// amqp091-go writes ServerName into the config it is given, so
 		// each dial gets its own copy.
 		if u, err := url.Parse(brokerURL); err == nil {
-			config.TLSClientConfig = withServerName(tlsConfig.Clone(), u.Hostname())
+			amqpCfg.TLSClientConfig = config.WithServerName(tlsConfig.Clone(), u.Hostname())
 		}
 	}
-	conn, err := amqp.DialConfig(brokerURL, config)
+	conn, err := amqp.DialConfig(brokerURL, amqpCfg)
 	if err != nil {
-		return nil, classifyDialError(err)
+		return nil, ClassifyDialError(err)
 	}
 	return amqpConn{Connection: conn, wire: wire}, nil
 }
@@ -228,26 +197,26 @@ func dialAMQP(ctx context.Context, cfg AMQPConfig, tlsConfig *tls.Config, broker
 // Errors of a failed AMQP dial, turned into ERROR frames by the session
 // (semantics 2.3).
 var (
-	// errBrokerAccessRefused: the broker refused the credentials.
-	errBrokerAccessRefused = errors.New("access refused")
-	// errBrokerVHostRefused: the vhost is unknown or refused to this user.
-	errBrokerVHostRefused = errors.New("vhost access denied")
-	// errBrokerUnreachable: no AMQP handshake could be completed.
-	errBrokerUnreachable = errors.New("broker unreachable")
+	// ErrAccessRefused: the broker refused the credentials.
+	ErrAccessRefused = errors.New("access refused")
+	// ErrVHostRefused: the vhost is unknown or refused to this user.
+	ErrVHostRefused = errors.New("vhost access denied")
+	// ErrUnreachable: no AMQP handshake could be completed.
+	ErrUnreachable = errors.New("broker unreachable")
 )
 
-func classifyDialError(err error) error {
+func ClassifyDialError(err error) error {
 	var amqpErr *amqp.Error
 	if errors.As(err, &amqpErr) {
 		// amqp.ErrVhost has code 403 too: check it before the codes.
 		switch {
 		case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed:
-			return fmt.Errorf("%w: %w", errBrokerVHostRefused, err)
+			return fmt.Errorf("%w: %w", ErrVHostRefused, err)
 		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
-			return fmt.Errorf("%w: %w", errBrokerAccessRefused, err)
+			return fmt.Errorf("%w: %w", ErrAccessRefused, err)
 		}
 	}
-	return fmt.Errorf("%w: %w", errBrokerUnreachable, err)
+	return fmt.Errorf("%w: %w", ErrUnreachable, err)
 }
 
 // closeOnReadErrorConn closes the socket as soon as a read fails: a missed

@@ -1,13 +1,13 @@
-package gateway
+package ws
 
 // STOMP over WebSocket (transport "ws", or "wss" with websocket.tls). The
-// session code is the same as for TCP: wsConn adapts a WebSocket connection
+// session code is the same as for TCP: Conn adapts a WebSocket connection
 // to net.Conn. Inbound, the payloads of text and binary messages are
 // concatenated into one byte stream, which the streaming codec decodes, so
-// a message may carry one frame, several, or part of one. Outbound, wsConn
-// implements messageWriter (outbound.go): each STOMP frame, and each
+// a message may carry one frame, several, or part of one. Outbound, Conn
+// has WriteFrames (the gateway's messageWriter): each STOMP frame, and each
 // heart-beat EOL, is one WebSocket message, as STOMP-over-WebSocket clients
-// such as stomp.js expect. Owned by the deployment surface (server.go).
+// such as stomp.js expect.
 
 import (
 	"context"
@@ -34,38 +34,49 @@ var wsSubprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 // wsChunkSize bounds what the read pump hands to Read at once.
 const wsChunkSize = 32 << 10
 
-// wsCloseTimeout bounds the WebSocket close handshake in wsConn.Close.
+// wsCloseTimeout bounds the WebSocket close handshake in Conn.Close.
 const wsCloseTimeout = time.Second
 
 // rawConnKey is the http.Server ConnContext key under which the accepted
-// net.Conn is stored, so a wsConn can bound its close handshake.
+// net.Conn is stored, so a Conn can bound its close handshake.
 type rawConnKey struct{}
 
-// wsHandler upgrades requests to WebSocket and hands each connection to
-// startSession with transport.
-type wsHandler struct {
-	origins      []string
-	transport    string
-	startSession func(conn net.Conn, transport string)
-	log          interface{ Warnf(string, ...any) }
+// Handler upgrades requests to WebSocket and hands each connection to
+// StartSession with Transport. Run its http.Server with ConnContext, so
+// that a Conn can bound its close handshake on the raw connection.
+type Handler struct {
+	// Origins are the allowed Origin patterns (websocket.origins).
+	Origins []string
+	// Transport is "ws" or "wss", passed to StartSession.
+	Transport string
+	// StartSession takes over each upgraded connection.
+	StartSession func(conn net.Conn, transport string)
+	// Log receives refused upgrades.
+	Log interface{ Warnf(string, ...any) }
 }
 
-func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ConnContext is the http.Server ConnContext hook that Handler needs: it
+// stores the accepted connection in the request context.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, rawConnKey{}, c)
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    wsSubprotocols,
-		OriginPatterns:  h.origins,
+		OriginPatterns:  h.Origins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
 		// Accept has already written the HTTP error response.
-		h.log.Warnf("WebSocket upgrade from %s refused: %v", r.RemoteAddr, err)
+		h.Log.Warnf("WebSocket upgrade from %s refused: %v", r.RemoteAddr, err)
 		return
 	}
 	raw, _ := r.Context().Value(rawConnKey{}).(net.Conn)
-	h.startSession(newWSConn(ws, raw, r.RemoteAddr), h.transport)
+	h.StartSession(NewConn(ws, raw, r.RemoteAddr), h.Transport)
 }
 
-// wsConn is a net.Conn over one WebSocket connection.
+// Conn is a net.Conn over one WebSocket connection.
 //
 // A read pump goroutine is the only reader of the WebSocket; it hands
 // chunks of message payloads to Read one at a time, so while the session
@@ -75,7 +86,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the session can still send its ERROR (semantics 14.2). Write deadlines
 // bound each message write; a write that times out closes the connection,
 // which is what the session does after a slow write anyway.
-type wsConn struct {
+type Conn struct {
 	ws     *websocket.Conn
 	raw    net.Conn // the underlying connection, to bound Close; may be nil
 	remote net.Addr
@@ -100,11 +111,11 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-func newWSConn(ws *websocket.Conn, raw net.Conn, remoteAddr string) *wsConn {
+func NewConn(ws *websocket.Conn, raw net.Conn, remoteAddr string) *Conn {
 	// The codec enforces the frame limits on the stream and the pump never
 	// holds more than one chunk, so messages need no size limit of their own.
 	ws.SetReadLimit(-1)
-	c := &wsConn{
+	c := &Conn{
 		ws:           ws,
 		raw:          raw,
 		chunks:       make(chan []byte),
@@ -125,7 +136,7 @@ func newWSConn(ws *websocket.Conn, raw net.Conn, remoteAddr string) *wsConn {
 
 // pump reads messages and hands their payload to Read chunk by chunk.
 // Runs in its own goroutine until the connection fails or closes.
-func (c *wsConn) pump() {
+func (c *Conn) pump() {
 	defer close(c.pumpDone)
 	buf := make([]byte, wsChunkSize)
 	for {
@@ -173,7 +184,7 @@ func wsReadError(err error) error {
 	return err
 }
 
-func (c *wsConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if len(c.pending) == 0 {
@@ -204,7 +215,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 }
 
 // Write sends p as one WebSocket message.
-func (c *wsConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	if err := c.writeMessage(p); err != nil {
 		return 0, err
 	}
@@ -213,7 +224,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 
 // WriteFrames sends each frame of buf (ends are the offsets after each) as
 // its own WebSocket message (messageWriter, outbound.go).
-func (c *wsConn) WriteFrames(buf []byte, ends []int) error {
+func (c *Conn) WriteFrames(buf []byte, ends []int) error {
 	start := 0
 	for _, end := range ends {
 		if err := c.writeMessage(buf[start:end]); err != nil {
@@ -227,7 +238,7 @@ func (c *wsConn) WriteFrames(buf []byte, ends []int) error {
 // writeMessage writes one message: a text message when p is valid UTF-8
 // (browsers fail a connection on a text message that is not), a binary one
 // otherwise. stomp.js and other clients accept both.
-func (c *wsConn) writeMessage(p []byte) error {
+func (c *Conn) writeMessage(p []byte) error {
 	select {
 	case <-c.closed:
 		return net.ErrClosed
@@ -256,7 +267,7 @@ func (c *wsConn) writeMessage(p []byte) error {
 
 // Close sends a WebSocket close frame (1000, normal closure), waits at most
 // wsCloseTimeout for the client's, and closes the connection.
-func (c *wsConn) Close() error {
+func (c *Conn) Close() error {
 	first := false
 	c.closeOnce.Do(func() {
 		first = true
@@ -277,23 +288,23 @@ func (c *wsConn) Close() error {
 	return err
 }
 
-func (c *wsConn) LocalAddr() net.Addr  { return c.local }
-func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
+func (c *Conn) LocalAddr() net.Addr  { return c.local }
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-func (c *wsConn) SetDeadline(t time.Time) error {
+func (c *Conn) SetDeadline(t time.Time) error {
 	_ = c.SetReadDeadline(t)
 	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline applies to blocked and future Reads, as net.Conn's.
-func (c *wsConn) SetReadDeadline(t time.Time) error {
+func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.readDeadline.set(t)
 	return nil
 }
 
 // SetWriteDeadline applies to future writes; the writer goroutine sets it
 // before each batch.
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
+func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.writeDeadline.Store(0)
 	} else {
