@@ -125,3 +125,17 @@ test-scripts:
 clean:
 	rm -rf bin coverage.out coverage.html *.coverprofile
 	$(GO) clean -testcache -fuzzcache
+
+# A throwaway N-node RabbitMQ cluster on free loopback ports (issue 16's
+# fault tests), beside the machine's broker; its state is in
+# /tmp/stompgate-cluster (STOMPGATE_CLUSTER_DIR).
+CLUSTER_NODES ?= 3
+.PHONY: cluster cluster-down
+
+## cluster: start (or restart fresh) a CLUSTER_NODES-node RabbitMQ cluster and print its AMQP URLs
+cluster:
+	bash scripts/rabbitmq-cluster.sh up $(CLUSTER_NODES)
+
+## cluster-down: stop that cluster and delete its state
+cluster-down:
+	bash scripts/rabbitmq-cluster.sh down
