@@ -10,7 +10,8 @@ var (
 	// has the wrong JSON type (for example a string exp).
 	ErrMalformed = errors.New("auth: malformed token")
 	// ErrBadAlgorithm: the header's alg is not in Options.Algorithms (none
-	// and HMAC never are), or does not match the alg of the JWK it names.
+	// and HMAC never are), or does not match the alg of the JWK it names, or
+	// that JWK is an encryption key ("use":"enc").
 	ErrBadAlgorithm = errors.New("auth: algorithm not allowed")
 	// ErrUnknownKey: no key in the JWKS has the token's kid, even after the
 	// rate-limited refetch of jwks_url.

@@ -3,6 +3,10 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +146,57 @@ func TestVerifyFileAndURL(t *testing.T) {
 		}
 	}
 	wantErr(t, v, authtest.Sign(t, edA, claims(time.Minute)), auth.ErrUnknownKey)
+}
+
+// Many sessions presenting unknown kids at once cause one refetch, not one
+// each: the limiter is shared and never waits.
+func TestVerifyURLUnknownKIDBurst(t *testing.T) {
+	testKeys(t)
+	srv := authtest.NewJWKSServer(t, rsaA)
+	v := urlVerifier(t, auth.Options{JWKSURL: srv.URL(), HTTPClient: srv.Client(), RefreshUnknownKIDRateLimit: time.Hour})
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := authtest.SignAs(t, rsaB, "RS256", "forged-"+strconv.Itoa(i), claims(time.Minute))
+			if _, err := v.Verify(context.Background(), tok); !errors.Is(err, auth.ErrUnknownKey) {
+				t.Errorf("Verify = %v; want ErrUnknownKey", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := srv.Fetches(); got != 2 {
+		t.Errorf("fetches = %d; want 2 (the first and one refetch for 20 unknown kids)", got)
+	}
+}
+
+// A JWKS server that does not answer holds an unknown-kid Verify only as
+// long as the caller's context allows.
+func TestVerifyURLHangingServerHonoursContext(t *testing.T) {
+	testKeys(t)
+	release := make(chan struct{})
+	hang := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	start := time.Now()
+	v := urlVerifier(t, auth.Options{JWKSURL: hang.URL, HTTPClient: hang.Client(), HTTPTimeout: 300 * time.Millisecond})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("NewVerifier took %v; the first fetch should give up after HTTPTimeout", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err := v.Verify(ctx, authtest.Sign(t, rsaA, claims(time.Minute)))
+	if !errors.Is(err, auth.ErrUnknownKey) {
+		t.Errorf("Verify = %v; want ErrUnknownKey", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Verify took %v with a 100 ms context", d)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,7 +154,8 @@ func NewVerifier(opts Options, log logrus.FieldLogger) (*Verifier, error) {
 		}
 		store = s
 	}
-	kf, err := keyfunc.New(keyfunc.Options{Ctx: v.ctx, Storage: store})
+	// A JWK marked "use":"enc" never verifies a signature.
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: v.ctx, Storage: store, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 	if err != nil {
 		v.cancel()
 		return nil, fmt.Errorf("auth: %w", err)
@@ -364,7 +366,7 @@ func (v *Verifier) classify(tok *jwt.Token, claims jwt.MapClaims, err error) err
 	case errors.Is(err, jwkset.ErrKeyNotFound):
 		return wrap(ErrUnknownKey)
 	case errors.Is(err, keyfunc.ErrKeyfunc):
-		// The named JWK's alg differs from the token's, or its use is wrong.
+		// The named JWK's alg differs from the token's, or its use is "enc".
 		return wrap(ErrBadAlgorithm)
 	case errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return wrap(ErrBadSignature)
@@ -390,4 +392,16 @@ func (v *Verifier) classify(tok *jwt.Token, claims jwt.MapClaims, err error) err
 		return wrap(ErrBadAudience)
 	}
 	return wrap(ErrMalformed)
+}
+
+// BearerToken extracts the token from an Authorization header value
+// ("Bearer <token>", scheme case-insensitive per RFC 6750 and RFC 9110).
+// ok is false for another scheme or an empty token.
+func BearerToken(authorization string) (token string, ok bool) {
+	const scheme = "bearer "
+	if len(authorization) <= len(scheme) || !strings.EqualFold(authorization[:len(scheme)], scheme) {
+		return "", false
+	}
+	token = strings.TrimSpace(authorization[len(scheme):])
+	return token, token != ""
 }

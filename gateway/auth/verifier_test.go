@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -386,5 +387,44 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestVerifyEncryptionKeyRefused(t *testing.T) {
+	testKeys(t)
+	var set map[string][]map[string]any
+	if err := json.Unmarshal(authtest.JWKS(t, rsaA), &set); err != nil {
+		t.Fatal(err)
+	}
+	set["keys"][0]["use"] = "enc"
+	raw, _ := json.Marshal(set)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Options{JWKSFile: path}, nullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	wantErr(t, v, authtest.Sign(t, rsaA, claims(time.Minute)), auth.ErrBadAlgorithm)
+}
+
+func TestBearerToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer abc.def.ghi":   "abc.def.ghi",
+		"bearer abc":           "abc",
+		"BEARER   abc  ":       "abc",
+		"Bearer ":              "",
+		"Bearer":               "",
+		"Basic dXNlcjpwYXNz":   "",
+		"abc.def.ghi":          "",
+		"":                     "",
+		"Bearerabc.def.ghi...": "",
+	} {
+		got, ok := auth.BearerToken(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", in, got, ok, want, want != "")
+		}
 	}
 }
