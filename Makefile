@@ -59,6 +59,14 @@ e2e: broker deps e2e-only
 stomp-plugin: broker
 	bash scripts/ensure-stomp-plugin.sh
 
+# The ActiveMQ differential tests (issue 14) compare with a real ActiveMQ
+# 5.17 (Debian's package); the script starts one with STOMP on a free
+# loopback port and prints that address. `scripts/ensure-activemq.sh stop`
+# stops it.
+.PHONY: activemq
+activemq:
+	bash scripts/ensure-activemq.sh
+
 .PHONY: e2e-only
 e2e-only: stomp-plugin
 	$(GO) test -race -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
