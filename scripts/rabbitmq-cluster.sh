@@ -61,7 +61,9 @@ cluster_size() {
 check_index() {
 	local i="$1" n
 	n="$(cluster_size)"
-	[[ "$i" =~ ^[1-9][0-9]*$ ]] && ((i <= n)) || rmq_die "node index must be 1..$n, got '$i'"
+	if [[ ! "$i" =~ ^[1-9][0-9]*$ ]] || ((i > n)); then
+		rmq_die "node index must be 1..$n, got '$i'"
+	fi
 }
 
 print_urls() {
