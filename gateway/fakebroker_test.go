@@ -51,7 +51,7 @@ func (b *fakeBroker) dial(_ context.Context, login broker.Login) (broker.Conn, e
 	if b.dialErr != nil {
 		return nil, b.dialErr
 	}
-	c := &fakeConn{broker: b, frameMax: b.frameMax}
+	c := &fakeConn{broker: b, frameMax: b.frameMax, url: fmt.Sprintf("amqp://broker-%d:5672/", len(b.conns))}
 	b.conns = append(b.conns, c)
 	return c, nil
 }
@@ -94,6 +94,7 @@ func (b *fakeBroker) conn(t *testing.T, i int) *fakeConn {
 type fakeConn struct {
 	broker   *fakeBroker
 	frameMax int
+	url      string // BrokerURL: one address per dial
 
 	mu       sync.Mutex // guards the fields below
 	channels []*fakeChannel
@@ -138,6 +139,10 @@ func (c *fakeConn) NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 }
 
 func (c *fakeConn) FrameMax() int { return c.frameMax }
+
+func (c *fakeConn) IsClosed() bool { return c.isClosed() }
+
+func (c *fakeConn) BrokerURL() string { return c.url }
 
 // ServerProperties: the lead added this method to broker.Conn (broker profiles).
 func (c *fakeConn) ServerProperties() amqp.Table { return amqp.Table{"product": "RabbitMQ"} }

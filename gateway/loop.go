@@ -47,7 +47,7 @@ func (s *session) loop() error {
 			if s.trace {
 				s.log.WithFields(logrus.Fields{"command": item.frame.Command, "headers": item.frame.Headers, "body_bytes": len(item.frame.Body)}).Trace("frame in")
 			}
-			if err := s.handleFrame(item.frame); err != nil {
+			if err := s.handleFrameResuming(item.frame); err != nil {
 				if !errors.Is(err, errClientDisconnected) {
 					s.failedFrame = item.frame
 				}
@@ -57,7 +57,7 @@ func (s *session) loop() error {
 			sub := s.direct
 			if !ok {
 				s.direct = nil
-				if err := s.handleSubEvent(sub.endEvent()); err != nil {
+				if err := s.resumeOr(s.handleSubEvent(sub.endEvent())); err != nil {
 					return err
 				}
 				continue
@@ -65,7 +65,7 @@ func (s *session) loop() error {
 			s.deliver(subDelivery{sub: sub, d: d})
 		case d := <-deliveries:
 			if d.closed {
-				if err := s.handleSubEvent(d.sub.endEvent()); err != nil {
+				if err := s.resumeOr(s.handleSubEvent(d.sub.endEvent())); err != nil {
 					return err
 				}
 				continue
@@ -76,9 +76,13 @@ func (s *session) loop() error {
 				return err
 			}
 		case e, ok := <-s.pubClose:
-			return brokerCloseError(e, ok)
+			if err := s.resumeOr(brokerCloseError(e, ok)); err != nil {
+				return err
+			}
 		case e, ok := <-s.connClose:
-			return brokerCloseError(e, ok)
+			if err := s.resumeOr(brokerCloseError(e, ok)); err != nil {
+				return err
+			}
 		case b, ok := <-s.blockedCh:
 			if !ok {
 				s.blockedCh = nil
@@ -105,6 +109,36 @@ func (s *session) loop() error {
 			return errKilled
 		}
 	}
+}
+
+// maxFrameResumes bounds how often one client frame is tried again after
+// the connection it was using was lost and the session resumed.
+const maxFrameResumes = 3
+
+// handleFrameResuming is handleFrame, carried on a new AMQP connection
+// when the one it used is lost (amqp.resume_sessions): the frame runs
+// again after the resume. A SEND whose publish failed is published then;
+// an ACK of a message of the lost connection is ignored, as after any
+// resume. Only called from the session loop.
+func (s *session) handleFrameResuming(f *codec.Frame) error {
+	err := s.handleFrame(f)
+	for try := 0; err != nil && try < maxFrameResumes && s.resumable(err); try++ {
+		if err = s.resume(err); err != nil {
+			return err
+		}
+		err = s.handleFrame(f)
+	}
+	return err
+}
+
+// resumeOr returns nil when err is nil or when it meant a lost AMQP
+// connection and the session resumed on a new one; otherwise the error
+// that ends the session. Only called from the session loop.
+func (s *session) resumeOr(err error) error {
+	if err == nil || !s.resumable(err) {
+		return err
+	}
+	return s.resume(err)
 }
 
 // brokerCloseError turns an AMQP close notification into the error that
@@ -184,6 +218,7 @@ func (s *session) onConfirm(c amqp.Confirmation, ok bool) error {
 // publish in sequence order, multiple confirms expanded.
 func (s *session) confirm(c amqp.Confirmation) error {
 	s.unconfirmed--
+	s.confirmInflight(c.DeliveryTag)
 	var pr pendingReceipt
 	if len(s.receipts) > 0 && s.receipts[0].seq == c.DeliveryTag {
 		pr = s.receipts[0]

@@ -32,6 +32,9 @@ type Observer interface {
 	BrokerConnection(state string)
 	// BrokerProfile: a session's broker was identified as profile.
 	BrokerProfile(profile string)
+	// SessionResumed: a session whose AMQP connection died was resumed
+	// on a new one (ok) or ended after trying for d (amqp.resume_sessions).
+	SessionResumed(d time.Duration, ok bool)
 }
 
 // The admin package's Prometheus metrics are an Observer.
@@ -40,16 +43,17 @@ var _ Observer = (*admin.Metrics)(nil)
 // nopObserver is the Observer used when none is configured.
 type nopObserver struct{}
 
-func (nopObserver) SessionOpened(string)         {}
-func (nopObserver) SessionClosed(string, string) {}
-func (nopObserver) FrameIn(string)               {}
-func (nopObserver) FrameOut(string)              {}
-func (nopObserver) ErrorSent(string)             {}
-func (nopObserver) Published()                   {}
-func (nopObserver) Delivered()                   {}
-func (nopObserver) ReceiptLatency(time.Duration) {}
-func (nopObserver) BrokerConnection(string)      {}
-func (nopObserver) BrokerProfile(string)         {}
+func (nopObserver) SessionOpened(string)               {}
+func (nopObserver) SessionClosed(string, string)       {}
+func (nopObserver) FrameIn(string)                     {}
+func (nopObserver) FrameOut(string)                    {}
+func (nopObserver) ErrorSent(string)                   {}
+func (nopObserver) Published()                         {}
+func (nopObserver) Delivered()                         {}
+func (nopObserver) ReceiptLatency(time.Duration)       {}
+func (nopObserver) BrokerConnection(string)            {}
+func (nopObserver) BrokerProfile(string)               {}
+func (nopObserver) SessionResumed(time.Duration, bool) {}
 
 // teeObserver sends every event to each of its observers.
 type teeObserver []Observer
@@ -111,5 +115,11 @@ func (t teeObserver) BrokerConnection(state string) {
 func (t teeObserver) BrokerProfile(profile string) {
 	for _, o := range t {
 		o.BrokerProfile(profile)
+	}
+}
+
+func (t teeObserver) SessionResumed(d time.Duration, ok bool) {
+	for _, o := range t {
+		o.SessionResumed(d, ok)
 	}
 }

@@ -52,6 +52,7 @@ func (s *session) onSend(f *codec.Frame) error {
 	if err != nil {
 		return err
 	}
+	mapping.ApplyDefaultQueueType(decl, s.cfg.STOMP.DefaultQueueType)
 	if decl != nil {
 		pub, err := s.publisher()
 		if err != nil {
@@ -132,6 +133,7 @@ func (s *session) publish(exchange, key string, msg amqp.Publishing, receipt, co
 		return s.channelError(err)
 	}
 	s.unconfirmed++
+	s.trackInflight(seq, exchange, key, msg, receipt, commitReceipt)
 	s.obs.Published()
 	if receipt != "" || commitReceipt != "" {
 		s.receipts = append(s.receipts, pendingReceipt{seq: seq, receipt: receipt, commitReceipt: commitReceipt, arrived: time.Now()})

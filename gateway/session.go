@@ -97,7 +97,9 @@ type session struct {
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
 	pubReady    bool         // the publisher channel is in confirm mode
 	profile     broker.Profile
-	messageSeq  uint64 // last session-wide message number (message-id)
+	login       broker.Login      // the CONNECT's credentials and vhost, for a resume
+	inflight    []inflightPublish // unconfirmed publishes, kept only with amqp.resume_sessions
+	messageSeq  uint64            // last session-wide message number (message-id)
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
 	// publishes since the last flushBrokerWrites whose socket write was held
@@ -286,12 +288,13 @@ func (s *session) connect() error {
 	// budget (issue 4, e2e TestFaultFailoverToSecondURL).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conn, err := s.dial(ctx, broker.Login{
+	s.login = broker.Login{
 		Login:          login.Login,
 		Passcode:       login.Passcode,
 		VHost:          vhost,
 		ConnectionName: "stompgate " + s.id + " " + s.remote,
-	})
+	}
+	conn, err := s.dial(ctx, s.login)
 	if err != nil {
 		switch {
 		case errors.Is(err, broker.ErrAccessRefused), errors.Is(err, broker.ErrVHostRefused):
@@ -308,17 +311,8 @@ func (s *session) connect() error {
 			return protocolError("Bad CONNECT", "Could not reach the AMQP broker: "+strings.TrimPrefix(err.Error(), broker.ErrUnreachable.Error()+": ")+"\n")
 		}
 	}
-	s.broker = conn
-	if s.cfg.Flow.BatchPublishes {
-		s.wires = broker.WriteHolderOf(conn)
-	}
-	s.obs.BrokerConnection("open")
-	s.profile = broker.SelectProfile(s.cfg.AMQP.Profile, conn.ServerProperties())
-	s.obs.BrokerProfile(s.profile.Name())
+	s.useBroker(conn)
 	s.log = s.log.WithField("broker_profile", s.profile.Name())
-	s.frameMax = conn.FrameMax()
-	s.connClose = conn.NotifyClose(make(chan *amqp.Error, 1))
-	s.blockedCh = conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	// The publisher channel, in confirm mode, is opened by the first SEND
 	// (session.publisher), so an idle or subscribe-only session holds no
 	// publisher channel, here or at the broker.
@@ -362,6 +356,22 @@ func (s *session) connect() error {
 	s.wg.Add(1)
 	go s.readLoop()
 	return nil
+}
+
+// useBroker makes conn the session's AMQP connection: at CONNECT and when
+// a resume has dialled a new one. Only called from the session goroutine.
+func (s *session) useBroker(conn broker.Conn) {
+	s.broker = conn
+	s.wires = nil
+	if s.cfg.Flow.BatchPublishes {
+		s.wires = broker.WriteHolderOf(conn)
+	}
+	s.obs.BrokerConnection("open")
+	s.profile = broker.SelectProfile(s.cfg.AMQP.Profile, conn.ServerProperties())
+	s.obs.BrokerProfile(s.profile.Name())
+	s.frameMax = conn.FrameMax()
+	s.connClose = conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.blockedCh = conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 }
 
 // runWriter is the writer goroutine: one run of w until it parks, ends

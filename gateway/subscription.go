@@ -34,6 +34,8 @@ type subscription struct {
 	// durable is a durable /topic or /exchange subscription.
 	durable bool
 	temp    bool // a temp-queue reply consumer (semantics 9)
+	// plan is the SUBSCRIBE's plan, kept to subscribe again on a resume.
+	plan mapping.SubscriptionPlan
 
 	// firstSeq is the first session-wide message number this subscription
 	// could use: a smaller number in an ACK belongs to an earlier
@@ -82,6 +84,9 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 	if err != nil {
 		return err
 	}
+	if dest.Kind == mapping.DestQueue {
+		mapping.ApplyDefaultQueueType(plan.Declare, s.cfg.STOMP.DefaultQueueType)
+	}
 	// Semantics 6.2 step 1: limits and duplicates before anything is
 	// declared, so no queue is left behind and no RECEIPT goes out.
 	if len(s.subs) >= s.cfg.Limits.MaxSubscriptions {
@@ -103,6 +108,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 		ch:      ch,
 		queue:   plan.Queue,
 		durable: plan.Durable,
+		plan:    plan,
 	}
 	if !plan.HasID {
 		sub.id = destValue

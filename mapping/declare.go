@@ -138,3 +138,20 @@ func queueDeclare(name string, durable, subscriptionQueue bool, h codec.Headers)
 	}
 	return q, nil
 }
+
+// ApplyDefaultQueueType sets x-queue-type to typ (stomp.default_queue_type)
+// on q when the frame named no type and q can have one: quorum queues are
+// durable and never exclusive or auto-delete, so other queues keep the
+// broker's default. A nil q or an empty typ changes nothing.
+func ApplyDefaultQueueType(q *QueueDeclare, typ string) {
+	if q == nil || typ == "" || !q.Durable || q.Exclusive || q.AutoDelete {
+		return
+	}
+	if _, set := q.Args["x-queue-type"]; set {
+		return
+	}
+	if q.Args == nil {
+		q.Args = amqp.Table{}
+	}
+	q.Args["x-queue-type"] = typ
+}

@@ -105,3 +105,27 @@ func TestSendDeclare(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyDefaultQueueType(t *testing.T) {
+	tests := []struct {
+		name string
+		q    *QueueDeclare
+		typ  string
+		want amqp.Table
+	}{
+		{"durable shared queue gets the default", &QueueDeclare{Name: "q", Durable: true}, "quorum", amqp.Table{"x-queue-type": "quorum"}},
+		{"a header's type wins", &QueueDeclare{Name: "q", Durable: true, Args: amqp.Table{"x-queue-type": "classic"}}, "quorum", amqp.Table{"x-queue-type": "classic"}},
+		{"other arguments are kept", &QueueDeclare{Name: "q", Durable: true, Args: amqp.Table{"x-max-length": int64(7)}}, "quorum", amqp.Table{"x-max-length": int64(7), "x-queue-type": "quorum"}},
+		{"no default configured", &QueueDeclare{Name: "q", Durable: true}, "", nil},
+		{"durable:false queues stay classic", &QueueDeclare{Name: "q", Exclusive: true, AutoDelete: true}, "quorum", nil},
+		{"exclusive queues stay classic", &QueueDeclare{Name: "q", Durable: true, Exclusive: true}, "quorum", nil},
+		{"auto-delete queues stay classic", &QueueDeclare{Name: "q", Durable: true, AutoDelete: true}, "quorum", nil},
+	}
+	for _, tt := range tests {
+		ApplyDefaultQueueType(tt.q, tt.typ)
+		if !reflect.DeepEqual(tt.q.Args, tt.want) {
+			t.Errorf("%s: ApplyDefaultQueueType(%q) args = %v, want %v", tt.name, tt.typ, tt.q.Args, tt.want)
+		}
+	}
+	ApplyDefaultQueueType(nil, "quorum") // no panic
+}

@@ -33,6 +33,8 @@ type Metrics struct {
 	brokerConns      *prometheus.CounterVec
 	brokerConnsOpen  prometheus.Gauge
 	brokerProfile    *prometheus.GaugeVec
+	resumes          *prometheus.CounterVec
+	resumeSeconds    prometheus.Histogram
 	errorMessages    labelCap
 	brokerProfileCap labelCap
 }
@@ -85,6 +87,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stompgate_broker_connections_open",
 			Help: "AMQP connections currently open (one per STOMP session).",
 		}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stompgate_session_resumes_total",
+			Help: "Sessions whose AMQP connection died and that were resumed on a new one (result ok) or ended (result failed); amqp.resume_sessions.",
+		}, []string{"result"}),
+		resumeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stompgate_session_resume_seconds",
+			Help:    "Time from a lost AMQP connection to the session running on a new one.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 13), // 10 ms .. ~41 s
+		}),
 		brokerProfile: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stompgate_broker_profile_info",
 			Help: "1 for each broker profile that sessions have identified.",
@@ -93,7 +104,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.errorMessages.limit = maxLabelValues
 	m.brokerProfileCap.limit = 8
 	reg.MustRegister(m.sessionsOpen, m.sessionsTotal, m.sessionCloses, m.framesIn, m.framesOut,
-		m.published, m.delivered, m.receiptLatency, m.errors, m.brokerConns, m.brokerConnsOpen, m.brokerProfile)
+		m.published, m.delivered, m.receiptLatency, m.errors, m.brokerConns, m.brokerConnsOpen, m.brokerProfile,
+		m.resumes, m.resumeSeconds)
 	// Pre-create the series that dashboards and alerts expect at zero.
 	for _, t := range []string{"tcp", "tls", "ws", "wss"} {
 		m.sessionsOpen.WithLabelValues(t)
@@ -154,6 +166,16 @@ func (m *Metrics) BrokerConnection(state string) {
 // BrokerProfile implements Observer.
 func (m *Metrics) BrokerProfile(profile string) {
 	m.brokerProfile.WithLabelValues(m.brokerProfileCap.value(profile)).Set(1)
+}
+
+// SessionResumed implements Observer.
+func (m *Metrics) SessionResumed(d time.Duration, ok bool) {
+	if !ok {
+		m.resumes.WithLabelValues("failed").Inc()
+		return
+	}
+	m.resumes.WithLabelValues("ok").Inc()
+	m.resumeSeconds.Observe(d.Seconds())
 }
 
 // stompCommands are the commands counted by name; anything else is "other".

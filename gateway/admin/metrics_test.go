@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMetricsFollowObserverEvents(t *testing.T) {
@@ -31,6 +32,9 @@ func TestMetricsFollowObserverEvents(t *testing.T) {
 	m.BrokerConnection("closed")
 	m.BrokerConnection("refused")
 	m.BrokerProfile("rabbitmq")
+	m.SessionResumed(120*time.Millisecond, true)
+	m.SessionResumed(2*time.Second, true)
+	m.SessionResumed(30*time.Second, false)
 
 	checks := []struct {
 		name string
@@ -50,6 +54,8 @@ func TestMetricsFollowObserverEvents(t *testing.T) {
 		{"broker open events", m.brokerConns.WithLabelValues("open"), 2},
 		{"broker refused events", m.brokerConns.WithLabelValues("refused"), 1},
 		{"broker connections open", m.brokerConnsOpen, 1},
+		{"resumes ok", m.resumes.WithLabelValues("ok"), 2},
+		{"resumes failed", m.resumes.WithLabelValues("failed"), 1},
 		{"broker profile", m.brokerProfile.WithLabelValues("rabbitmq"), 1},
 	}
 	for _, c := range checks {
@@ -59,6 +65,13 @@ func TestMetricsFollowObserverEvents(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.receiptLatency); n != 1 {
 		t.Errorf("receipt latency series = %d, want 1", n)
+	}
+	var hist dto.Metric
+	if err := m.resumeSeconds.Write(&hist); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := hist.GetHistogram().GetSampleCount(), hist.GetHistogram().GetSampleSum(); n != 2 || sum < 2.1 || sum > 2.2 {
+		t.Errorf("resume_seconds has %d samples summing to %vs, want the 2 successful resumes (2.12 s)", n, sum)
 	}
 	// Every name carries the stompgate_ prefix.
 	families, err := reg.Gather()

@@ -26,6 +26,10 @@ type Conn interface {
 	NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 	// FrameMax is the negotiated frame_max, 0 if unlimited.
 	FrameMax() int
+	// IsClosed reports whether the connection is closed (by either side,
+	// or lost), so a session can tell a dead connection from a closed
+	// channel.
+	IsClosed() bool
 	// ServerProperties are the server properties of connection.start
 	// (product, version, capabilities), used to pick a broker profile.
 	ServerProperties() amqp.Table
@@ -62,6 +66,34 @@ type Login struct {
 	VHost           string
 	// ConnectionName is advertised as the connection_name client property.
 	ConnectionName string
+	// Avoid, when it is one of the amqp.url addresses (as BrokerURL
+	// reports it), is tried last: a resuming session moves on from the
+	// broker it lost.
+	Avoid string
+}
+
+// BrokerURL is the address (scheme://host:port/) of the broker c is
+// connected to, or "" if c does not know it (shared and fake connections
+// report their underlying connection's, when they can).
+func BrokerURL(c Conn) string {
+	if u, ok := c.(interface{ BrokerURL() string }); ok {
+		return u.BrokerURL()
+	}
+	return ""
+}
+
+// tryOrder is urls with avoid, if present, moved to the end, so the next
+// URL after the lost one is tried first.
+func tryOrder(urls []string, avoid string) []string {
+	for i, u := range urls {
+		if u == avoid {
+			order := make([]string, 0, len(urls))
+			order = append(order, urls[i+1:]...)
+			order = append(order, urls[:i]...)
+			return append(order, u)
+		}
+	}
+	return urls
 }
 
 // Dialer opens an AMQP connection for one session.
@@ -71,7 +103,11 @@ type Dialer func(ctx context.Context, login Login) (Conn, error)
 type amqpConn struct {
 	*amqp.Connection
 	wire *coalescingConn // the socket under amqp091-go (under TLS when amqps)
+	url  string          // the amqp.url address dialled
 }
+
+// BrokerURL is the amqp.url address c was dialled at.
+func (c amqpConn) BrokerURL() string { return c.url }
 
 // WriteHolder is implemented by broker connections whose socket writes a
 // session loop can hold back across consecutive publishes (coalescingConn).
@@ -131,7 +167,7 @@ func NewDialer(cfg config.AMQPConfig, version string) (Dialer, error) {
 	}
 	dial := func(ctx context.Context, login Login) (Conn, error) {
 		var lastErr error
-		for _, u := range urls {
+		for _, u := range tryOrder(urls, login.Avoid) {
 			conn, err := dialAMQP(ctx, cfg, version, tlsConfig, u, login)
 			if err == nil {
 				return conn, nil
@@ -191,7 +227,7 @@ func dialAMQP(ctx context.Context, cfg config.AMQPConfig, version string, tlsCon
 	if err != nil {
 		return nil, ClassifyDialError(err)
 	}
-	return amqpConn{Connection: conn, wire: wire}, nil
+	return amqpConn{Connection: conn, wire: wire, url: brokerURL}, nil
 }
 
 // Errors of a failed AMQP dial, turned into ERROR frames by the session

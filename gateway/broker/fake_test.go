@@ -123,6 +123,7 @@ func (c *poolConn) NotifyBlocked(receiver chan amqp.Blocking) chan amqp.Blocking
 }
 
 func (c *poolConn) FrameMax() int                { return 131072 }
+func (c *poolConn) IsClosed() bool               { return c.isClosed() }
 func (c *poolConn) ServerProperties() amqp.Table { return amqp.Table{"product": "RabbitMQ"} }
 
 func (c *poolConn) Close() error {

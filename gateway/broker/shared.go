@@ -291,6 +291,8 @@ func (sc *sharedConn) WriteHolder() WriteHolder {
 }
 
 func (sc *sharedConn) FrameMax() int                { return sc.pc.real.FrameMax() }
+func (sc *sharedConn) IsClosed() bool               { return sc.pc.real.IsClosed() }
+func (sc *sharedConn) BrokerURL() string            { return BrokerURL(sc.pc.real) }
 func (sc *sharedConn) ServerProperties() amqp.Table { return sc.pc.real.ServerProperties() }
 
 // Close closes the session's channels (its consumers are cancelled, its

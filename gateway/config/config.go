@@ -55,6 +55,15 @@ type AMQPConfig struct {
 	SessionsPerConnection int `yaml:"sessions_per_connection"`
 	// TLS configures amqps:// connections to the broker.
 	TLS AMQPTLSConfig `yaml:"tls"`
+	// ResumeSessions keeps a STOMP session open when its AMQP connection
+	// dies (node killed, link cut, CONNECTION_FORCED): the gateway dials
+	// the next URL of the list, subscribes again under the same ids and
+	// publishes again what the broker had not confirmed (README "Running
+	// more than one").
+	ResumeSessions bool `yaml:"resume_sessions"`
+	// ResumeTimeout bounds one resume; a session not resumed by then ends
+	// with an ERROR.
+	ResumeTimeout time.Duration `yaml:"resume_timeout"`
 }
 
 // AMQPTLSConfig is the client side of amqps:// broker connections. Empty
@@ -148,6 +157,10 @@ type STOMPConfig struct {
 	DisconnectTimeout time.Duration `yaml:"disconnect_timeout"`
 	// ErrorLinger bounds how long input is read and discarded after an ERROR.
 	ErrorLinger time.Duration `yaml:"error_linger"`
+	// DefaultQueueType is the x-queue-type of durable /queue queues the
+	// gateway declares when the frame names none: "" (the broker's
+	// default), "classic" or "quorum". An x-queue-type header overrides it.
+	DefaultQueueType string `yaml:"default_queue_type"`
 }
 
 // HeartbeatConfig is STOMP heart-beating (semantics 3).
@@ -234,6 +247,7 @@ func DefaultConfig() Config {
 			Profile:     "auto",
 
 			SessionsPerConnection: 64,
+			ResumeTimeout:         30 * time.Second,
 		},
 		Auth: AuthConfig{
 			LoopbackUsers: []string{"guest"},

@@ -183,6 +183,8 @@ func (c *Config) Validate() error {
 	v.oneOf("vhosts.unmapped", c.VHosts.Unmapped, "passthrough", "default", "reject")
 	v.oneOf("amqp.profile", c.AMQP.Profile, "auto", "rabbitmq", "qpid", "generic")
 	v.positive("amqp.sessions_per_connection", int64(c.AMQP.SessionsPerConnection))
+	v.positiveDuration("amqp.resume_timeout", c.AMQP.ResumeTimeout)
+	v.oneOf("stomp.default_queue_type", c.STOMP.DefaultQueueType, "", "classic", "quorum")
 	seenHosts := make(map[string]string, len(c.VHosts.Map))
 	for host, vhost := range c.VHosts.Map {
 		v.nonEmpty("vhosts.map."+host, vhost)

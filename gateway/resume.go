@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/stompgate/stompgate/gateway/broker"
+)
+
+// Session resume (amqp.resume_sessions, README "Running more than one").
+// When a session's AMQP connection dies (a node killed, a link cut, the
+// broker's CONNECTION_FORCED), the session loop does not end the session:
+// it dials the amqp.url list again, the lost broker last, opens every
+// subscription again under the same consumer tag and STOMP id, and
+// publishes again, in order, every message whose confirm had not arrived.
+// Their RECEIPTs follow the new confirms, so a RECEIPT still means the
+// broker has the message (at-least-once: a message may be stored twice).
+//
+// The broker requeues what was unacknowledged on the dead connection and
+// delivers it again with redelivered:true. A resumed subscription starts a
+// new range of message numbers (subscription.firstSeq), so an ACK or NACK
+// of a message delivered before the resume is ignored with its RECEIPT, as
+// for an earlier subscription with the same id (semantics 10.2 step 3).
+//
+// What cannot move ends the session with an ERROR: an open transaction (its
+// buffered frames may be half applied) and temp queues (their broker-made
+// names were handed out in reply-to headers). A resume that has not
+// succeeded within amqp.resume_timeout ends the session too. While the loop
+// resumes it takes no client frames (TCP pushes back) and the writer goes
+// on sending heart-beats.
+//
+// Everything here runs on the session loop.
+
+// inflightPublish is a publish whose confirm has not arrived, kept with
+// amqp.resume_sessions so that a resume can publish it again.
+type inflightPublish struct {
+	seq           uint64
+	exchange, key string
+	msg           amqp.Publishing
+	receipt       string
+	commitReceipt string
+}
+
+// resumeBackoff bounds the pause between two resume attempts.
+const (
+	resumeBackoffMin = 50 * time.Millisecond
+	resumeBackoffMax = time.Second
+)
+
+// resumable reports whether err means that the session's AMQP connection
+// is gone, so that a resume can carry the session on: the connection is
+// closed and it was lost (no close method from the broker: a reset, missed
+// heartbeats) or the broker closed it with CONNECTION_FORCED (a node
+// stopping). Errors of a channel on a live connection never are.
+func (s *session) resumable(err error) bool {
+	if !s.cfg.AMQP.ResumeSessions || s.broker == nil || !s.broker.IsClosed() {
+		return false
+	}
+	if errors.Is(err, errAMQPConnectionDied) {
+		return true
+	}
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return !ae.Server || ae.Code == amqp.ConnectionForced
+	}
+	return false
+}
+
+// resume moves the session to a new AMQP connection after cause, or
+// returns the error that ends the session.
+func (s *session) resume(cause error) error {
+	start := time.Now()
+	log := s.log.WithField("cause", cause.Error())
+	if len(s.txs) > 0 {
+		s.obs.SessionResumed(0, false)
+		return protocolError("Transaction aborted", "The AMQP connection was lost while a transaction was open; its frames were not applied. The session cannot be resumed.\n")
+	}
+	if len(s.tempQueues) > 0 {
+		s.obs.SessionResumed(0, false)
+		return protocolError("Session not resumed", "The AMQP connection was lost; temp queues cannot move to another broker connection.\n")
+	}
+	// Confirms that arrived before the connection died are real: take them
+	// first, so only what the broker never confirmed is published again.
+	if err := s.collectConfirms(); err != nil {
+		return err
+	}
+	lost := broker.BrokerURL(s.broker)
+	_ = s.broker.Close()
+	s.obs.BrokerConnection("closed")
+	log.WithFields(logrus.Fields{"broker": lost, "unconfirmed": len(s.inflight), "subscriptions": len(s.subs)}).Warn("AMQP connection lost; resuming the session")
+
+	deadline := start.Add(s.cfg.AMQP.ResumeTimeout)
+	backoff := resumeBackoffMin
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = s.resumeOnce(lost, deadline); err == nil {
+			d := time.Since(start)
+			s.obs.SessionResumed(d, true)
+			log.WithFields(logrus.Fields{"attempts": attempt, "duration": d.Round(time.Millisecond).String(), "broker": broker.BrokerURL(s.broker)}).Info("session resumed")
+			return nil
+		}
+		log.WithError(err).WithField("attempt", attempt).Info("resume attempt failed")
+		wait := min(backoff, time.Until(deadline))
+		if errors.Is(err, broker.ErrAccessRefused) || errors.Is(err, broker.ErrVHostRefused) || wait <= 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.killCh:
+			t.Stop()
+			return errKilled
+		case <-s.shutdownCh:
+			t.Stop()
+			return errShuttingDown
+		case werr := <-s.writerErr:
+			t.Stop()
+			return werr
+		}
+		backoff = min(2*backoff, resumeBackoffMax)
+	}
+	s.obs.SessionResumed(time.Since(start), false)
+	return protocolError("Session not resumed", fmt.Sprintf("The AMQP connection was lost (%v) and the session could not be resumed within amqp.resume_timeout (%v): %v\n", cause, s.cfg.AMQP.ResumeTimeout, err))
+}
+
+// collectConfirms handles the confirms already buffered from the lost
+// publisher channel, up to its close.
+func (s *session) collectConfirms() error {
+	for s.confirms != nil {
+		select {
+		case c, ok := <-s.confirms:
+			if err := s.onConfirm(c, ok); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// resumeOnce makes one attempt: dial, subscribe again, publish again. On
+// an error the new connection is closed and the session keeps what the
+// next attempt needs (s.inflight).
+func (s *session) resumeOnce(lost string, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	login := s.login
+	login.Avoid = lost
+	conn, err := s.dial(ctx, login)
+	if err != nil {
+		switch {
+		case errors.Is(err, broker.ErrAccessRefused), errors.Is(err, broker.ErrVHostRefused):
+			s.obs.BrokerConnection("refused")
+		default:
+			s.obs.BrokerConnection("unreachable")
+		}
+		return err
+	}
+	s.useBroker(conn)
+	s.pub, s.pubReady, s.confirms, s.pubClose, s.pubFlow = nil, false, nil, nil, nil
+	s.blocked, s.unconfirmed, s.heldPublishes = false, 0, 0
+	s.declared = nil
+	s.receipts = nil
+	if err := s.resubscribeAll(); err != nil {
+		_ = conn.Close()
+		s.obs.BrokerConnection("closed")
+		return err
+	}
+	pending := s.inflight
+	s.inflight = nil
+	for i, p := range pending {
+		if err := s.publish(p.exchange, p.key, p.msg, p.receipt, p.commitReceipt); err != nil {
+			// Whatever is not yet confirmed goes again next time.
+			s.inflight = append(s.inflight, pending[i:]...)
+			_ = conn.Close()
+			s.obs.BrokerConnection("closed")
+			return err
+		}
+	}
+	s.flushBrokerWrites()
+	return nil
+}
+
+// resubscribeAll opens every subscription again, in the order they were
+// made, so the first is again the loop's direct one.
+func (s *session) resubscribeAll() error {
+	subs := make([]*subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	slices.SortFunc(subs, func(a, b *subscription) int { return cmp.Compare(a.firstSeq, b.firstSeq) })
+	s.direct = nil
+	for _, old := range subs {
+		if err := s.resubscribe(old); err != nil {
+			return fmt.Errorf("subscribe %q again: %w", old.id, err)
+		}
+	}
+	return nil
+}
+
+// resubscribe declares, binds and consumes old's queue again on a new
+// channel, under the same consumer tag and id. A transient /topic queue
+// (exclusive, gone with the old connection) is declared again under its
+// name; messages published while it did not exist are not in it.
+func (s *session) resubscribe(old *subscription) error {
+	ch, err := s.broker.Channel()
+	if err != nil {
+		return err
+	}
+	plan := old.plan
+	if plan.Declare != nil {
+		args, err := s.profile.AdaptQueueArgs(plan.Declare.Args)
+		if err != nil {
+			_ = ch.Close()
+			return err
+		}
+		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive && s.profile.ExclusiveQueues(), false, args); err != nil {
+			_ = ch.Close()
+			return err
+		}
+	}
+	if plan.Bind != nil {
+		if err := ch.QueueBind(old.queue, plan.Bind.RoutingKey, plan.Bind.Exchange, false, nil); err != nil {
+			_ = ch.Close()
+			return err
+		}
+	}
+	sub := &subscription{
+		tag:     old.tag,
+		id:      old.id,
+		hasID:   old.hasID,
+		dest:    old.dest,
+		ack:     old.ack,
+		ch:      ch,
+		queue:   old.queue,
+		durable: old.durable,
+		plan:    plan,
+	}
+	if err := s.startConsumer(sub, old.prefetch, plan.ConsumeArgs); err != nil {
+		_ = ch.Close()
+		return err
+	}
+	return nil
+}
+
+// trackInflight records a confirmed-mode publish for a later resume.
+func (s *session) trackInflight(seq uint64, exchange, key string, msg amqp.Publishing, receipt, commitReceipt string) {
+	if !s.cfg.AMQP.ResumeSessions {
+		return
+	}
+	s.inflight = append(s.inflight, inflightPublish{seq: seq, exchange: exchange, key: key, msg: msg, receipt: receipt, commitReceipt: commitReceipt})
+}
+
+// confirmInflight forgets the publish that confirm seq settles. Confirms
+// come in publish order (amqp091-go expands multiple ones).
+func (s *session) confirmInflight(seq uint64) {
+	if len(s.inflight) > 0 && s.inflight[0].seq == seq {
+		s.inflight[0] = inflightPublish{}
+		s.inflight = s.inflight[1:]
+		if len(s.inflight) == 0 {
+			s.inflight = nil
+		}
+	}
+}
