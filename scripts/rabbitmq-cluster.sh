@@ -21,6 +21,12 @@
 #   rabbitmq-cluster.sh down     kill every node and the cluster's epmd and
 #                                delete the state dir.
 #
+# Measured on a loaded 2-core machine: `up 3` 12-31 s, `start I` 4-5 s,
+# `kill I` and `down` under 0.5 s; a quorum queue whose leader is killed has
+# a new leader after 0.3-0.4 s. A node restarted while every other node is
+# down waits for them (RabbitMQ's table sync), so after killing all nodes,
+# start them in parallel (`start 1 & start 2 & ...; wait`).
+#
 # Each node listens for AMQP on a free 127.0.0.1 port (guest/guest) and for
 # Erlang distribution on another; the nodes share one Erlang cookie in the
 # state dir (its HOME) and a private epmd. Nodes are started in parallel;

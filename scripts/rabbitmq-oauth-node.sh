@@ -25,6 +25,11 @@
 #   - "exp" must be in the future at login (no leeway);
 #   - the user name is the "client_id" claim, else "sub", else the AMQP
 #     login name.
+# RabbitMQ 3.10 does not close a connection when its token expires, and
+# accepts `connection.update-secret` with an expired (but well-signed)
+# token; later authorisation checks (declare, new channels) then fail with
+# ACCESS_REFUSED "Provided JWT token has expired". A badly signed secret is
+# refused with 530 NOT_ALLOWED.
 # Logins whose password is not a valid token fall back to the internal
 # database (auth_backends: oauth2, then internal), so guest/guest still works
 # from loopback.
