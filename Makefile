@@ -23,7 +23,7 @@ E2E_TIMEOUT ?= 15m
 UNIT_TIMEOUT ?= 10m
 
 .PHONY: all run build test unit e2e fuzz lint lint-full fmt-check vet staticcheck \
-	bench deps broker test-scripts clean
+	bench soak deps broker test-scripts clean
 
 all: build
 
@@ -99,12 +99,18 @@ E2E_PKGS := $(if $(wildcard e2e/*.go),./e2e/...)
 
 vet:
 	$(GO) vet ./...
-	$(if $(E2E_PKGS),$(GO) vet -tags e2e $(E2E_PKGS))
+	$(if $(E2E_PKGS),$(GO) vet -tags 'e2e soak' $(E2E_PKGS))
 
 staticcheck:
 	@command -v staticcheck >/dev/null || bash scripts/install-test-deps.sh
 	staticcheck ./...
-	$(if $(E2E_PKGS),staticcheck -tags e2e $(E2E_PKGS))
+	$(if $(E2E_PKGS),staticcheck -tags 'e2e soak' $(E2E_PKGS))
+
+## soak: the cluster fault scenario (issue 16) for STOMPGATE_SOAK_DURATION
+## (default 10m): 3 RabbitMQ nodes, 2 stompgate replicas, node and replica
+## kills, cut links; prints receipted, received, lost, duplicated, resumes
+soak: broker
+	$(GO) test -tags 'e2e soak' -count=1 -run '^TestClusterSoak$$' -timeout 60m -v ./e2e/ | grep -v '^=== RUN'
 
 ## bench: codec and mapping micro-benchmarks, then the side-by-side benchmark
 ## (direct AMQP, stompgate, RabbitMQ's STOMP plugin; issue 6); BENCH_FLAGS="-rounds 5 -duration 3s"

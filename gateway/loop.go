@@ -97,6 +97,10 @@ func (s *session) loop() error {
 			}
 			s.blocked = !active
 		case <-s.out.space:
+		case <-s.retryC:
+			if err := s.resumeOr(s.republishNacked()); err != nil {
+				return err
+			}
 		case err := <-s.writerErr:
 			return err
 		case <-s.shutdownCh:
@@ -218,7 +222,7 @@ func (s *session) onConfirm(c amqp.Confirmation, ok bool) error {
 // publish in sequence order, multiple confirms expanded.
 func (s *session) confirm(c amqp.Confirmation) error {
 	s.unconfirmed--
-	s.confirmInflight(c.DeliveryTag)
+	p, tracked := s.confirmInflight(c.DeliveryTag)
 	var pr pendingReceipt
 	if len(s.receipts) > 0 && s.receipts[0].seq == c.DeliveryTag {
 		pr = s.receipts[0]
@@ -229,6 +233,9 @@ func (s *session) confirm(c amqp.Confirmation) error {
 		}
 	}
 	if !c.Ack {
+		if tracked && s.retryNacked(p) {
+			return nil
+		}
 		// Semantics 11: a broker basic.nack ends the session.
 		pe := protocolError("Send failed", "the broker did not accept the message\n")
 		pe.ReceiptID = pr.receipt
@@ -267,6 +274,10 @@ func (s *session) awaitConfirms(timeout time.Duration) error {
 			return brokerCloseError(e, ok)
 		case e, ok := <-s.connClose:
 			return brokerCloseError(e, ok)
+		case <-s.retryC:
+			if err := s.republishNacked(); err != nil {
+				return err
+			}
 		case err := <-s.writerErr:
 			return err
 		case <-t.C:

@@ -46,7 +46,14 @@ type inflightPublish struct {
 	msg           amqp.Publishing
 	receipt       string
 	commitReceipt string
+	// firstNack is when the broker first nacked it (zero: never).
+	firstNack time.Time
 }
+
+// nackRetryDelay is the pause before nacked publishes go again. A quorum
+// queue nacks what it could not commit while it elects a new leader, which
+// takes a few seconds after a node is lost.
+const nackRetryDelay = 250 * time.Millisecond
 
 // resumeBackoff bounds the pause between two resume attempts.
 const (
@@ -174,8 +181,8 @@ func (s *session) resumeOnce(lost string, deadline time.Time) error {
 		s.obs.BrokerConnection("closed")
 		return err
 	}
-	pending := s.inflight
-	s.inflight = nil
+	pending := append(s.nacked, s.inflight...)
+	s.nacked, s.retryC, s.inflight = nil, nil, nil
 	for i, p := range pending {
 		if err := s.publish(p.exchange, p.key, p.msg, p.receipt, p.commitReceipt); err != nil {
 			// Whatever is not yet confirmed goes again next time.
@@ -259,14 +266,57 @@ func (s *session) trackInflight(seq uint64, exchange, key string, msg amqp.Publi
 	s.inflight = append(s.inflight, inflightPublish{seq: seq, exchange: exchange, key: key, msg: msg, receipt: receipt, commitReceipt: commitReceipt})
 }
 
-// confirmInflight forgets the publish that confirm seq settles. Confirms
-// come in publish order (amqp091-go expands multiple ones).
-func (s *session) confirmInflight(seq uint64) {
-	if len(s.inflight) > 0 && s.inflight[0].seq == seq {
-		s.inflight[0] = inflightPublish{}
-		s.inflight = s.inflight[1:]
-		if len(s.inflight) == 0 {
-			s.inflight = nil
-		}
+// confirmInflight takes the publish that confirm seq settles out of the
+// inflight list. Confirms come in publish order (amqp091-go expands
+// multiple ones).
+func (s *session) confirmInflight(seq uint64) (inflightPublish, bool) {
+	if len(s.inflight) == 0 || s.inflight[0].seq != seq {
+		return inflightPublish{}, false
 	}
+	p := s.inflight[0]
+	s.inflight[0] = inflightPublish{}
+	s.inflight = s.inflight[1:]
+	if len(s.inflight) == 0 {
+		s.inflight = nil
+	}
+	return p, true
+}
+
+// retryNacked schedules a nacked publish to go again (amqp.resume_sessions:
+// a broker failing over nacks what it could not store; semantics 11 would
+// end the session). It stays unconfirmed, so flow control and DISCONNECT
+// wait for it, and its RECEIPT follows the confirm of the retry. It reports
+// false, and the nack ends the session as usual, once the message has been
+// nacked for longer than amqp.resume_timeout.
+func (s *session) retryNacked(p inflightPublish) bool {
+	now := time.Now()
+	if p.firstNack.IsZero() {
+		p.firstNack = now
+	} else if now.Sub(p.firstNack) > s.cfg.AMQP.ResumeTimeout {
+		return false
+	}
+	s.nacked = append(s.nacked, p)
+	s.unconfirmed++
+	if s.retryC == nil {
+		s.retryC = time.After(nackRetryDelay)
+	}
+	return true
+}
+
+// republishNacked publishes the nacked messages again, in order.
+func (s *session) republishNacked() error {
+	batch := s.nacked
+	s.nacked, s.retryC = nil, nil
+	s.unconfirmed -= len(batch)
+	for i, p := range batch {
+		if err := s.publish(p.exchange, p.key, p.msg, p.receipt, p.commitReceipt); err != nil {
+			// Keep the rest for a resume (s.inflight has those sent).
+			s.nacked = append(s.nacked, batch[i:]...)
+			s.unconfirmed += len(batch) - i
+			return err
+		}
+		s.inflight[len(s.inflight)-1].firstNack = p.firstNack
+	}
+	s.flushBrokerWrites()
+	return nil
 }

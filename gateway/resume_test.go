@@ -190,3 +190,61 @@ func TestResumeAvoidsTheLostBroker(t *testing.T) {
 		t.Errorf("resume dial avoids %q, want the lost connection's URL %q", got, broker.BrokerURL(b.conn(t, 0)))
 	}
 }
+
+// With amqp.resume_sessions a broker nack (a quorum queue electing a new
+// leader) publishes the message again after a pause; the RECEIPT follows
+// the confirm of the retry, and the session stays open.
+func TestResumeRetriesANackedPublish(t *testing.T) {
+	b := newFakeBroker()
+	h := connected(t, tcpPair, resumeConfig(), b, "1.2")
+	h.send("SEND\ndestination:/queue/out\nreceipt:r1\n\none\x00")
+	pub := h.pub()
+	pub.waitPublishes(t, 1)
+	start := time.Now()
+	pub.confirm(t, 1, false)
+	h.expectNothing() // neither RECEIPT nor ERROR for a nack
+	again := pub.waitPublishes(t, 2)
+	if waited := time.Since(start); waited < nackRetryDelay/2 {
+		t.Errorf("retried after %v, want a pause of about %v", waited, nackRetryDelay)
+	}
+	if string(again[1].Msg.Body) != "one" || again[1].Key != "out" {
+		t.Errorf("retry published %q to %q, want the nacked one", again[1].Msg.Body, again[1].Key)
+	}
+	pub.confirm(t, 2, true)
+	h.expectReceipt("r1")
+	// DISCONNECT waits for a retry in progress too.
+	h.send("SEND\ndestination:/queue/out\nreceipt:r2\n\ntwo\x00")
+	pub.waitPublishes(t, 3)
+	pub.confirm(t, 3, false)
+	h.send("DISCONNECT\nreceipt:bye\n\n\x00")
+	pub.waitPublishes(t, 4)
+	pub.confirm(t, 4, true)
+	h.expectReceipt("r2")
+	h.expectReceipt("bye")
+}
+
+// A message the broker keeps nacking for longer than resume_timeout ends
+// the session as semantics 11 says.
+func TestResumeGivesUpOnAMessageNackedTooLong(t *testing.T) {
+	b := newFakeBroker()
+	cfg := resumeConfig()
+	cfg.AMQP.ResumeTimeout = 400 * time.Millisecond
+	h := connected(t, tcpPair, cfg, b, "1.2")
+	h.send("SEND\ndestination:/queue/out\nreceipt:r1\n\none\x00")
+	pub := h.pub()
+	for seq := uint64(1); ; seq++ {
+		pub.waitPublishes(t, int(seq))
+		pub.confirm(t, seq, false)
+		if seq > 10 {
+			t.Fatal("still retrying after 10 nacks in a 400 ms resume_timeout")
+		}
+		f, err := h.readFrame(nackRetryDelay * 2)
+		if err == nil {
+			if f.Command != "ERROR" || f.Value("message") != "Send failed" || f.Value("receipt-id") != "r1" {
+				t.Fatalf("got %s, want ERROR Send failed for r1", f)
+			}
+			break
+		}
+	}
+	h.waitEnded()
+}

@@ -99,6 +99,8 @@ type session struct {
 	profile     broker.Profile
 	login       broker.Login      // the CONNECT's credentials and vhost, for a resume
 	inflight    []inflightPublish // unconfirmed publishes, kept only with amqp.resume_sessions
+	nacked      []inflightPublish // nacked publishes waiting for retryC (amqp.resume_sessions)
+	retryC      <-chan time.Time  // fires when nacked publishes go again; nil when none wait
 	messageSeq  uint64            // last session-wide message number (message-id)
 	msgIDBuf    []byte
 	hdrBuf      codec.Headers
