@@ -245,6 +245,13 @@ func (c *fakeConn) publisher(t *testing.T) *fakeChannel {
 	return c.channelWhere(t, "the publisher channel opened", isPublisher)
 }
 
+// openPublisher waits for an open publisher channel: after a nack retry
+// (amqp.resume_sessions) the session publishes on a new one.
+func (c *fakeConn) openPublisher(t *testing.T) *fakeChannel {
+	t.Helper()
+	return c.channelWhere(t, "an open publisher channel", func(ch *fakeChannel) bool { return isPublisher(ch) && !ch.closed })
+}
+
 // publisherIfOpen is the publisher channel, or nil if the session has not
 // opened one (no SEND yet).
 func (c *fakeConn) publisherIfOpen() *fakeChannel {

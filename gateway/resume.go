@@ -183,16 +183,12 @@ func (s *session) resumeOnce(lost string, deadline time.Time) error {
 	}
 	pending := append(s.nacked, s.inflight...)
 	s.nacked, s.retryC, s.inflight = nil, nil, nil
-	for i, p := range pending {
-		if err := s.publish(p.exchange, p.key, p.msg, p.receipt, p.commitReceipt); err != nil {
-			// Whatever is not yet confirmed goes again next time.
-			s.inflight = append(s.inflight, pending[i:]...)
-			_ = conn.Close()
-			s.obs.BrokerConnection("closed")
-			return err
-		}
+	if err := s.republish(pending); err != nil {
+		// Whatever is not yet confirmed goes again next time.
+		_ = conn.Close()
+		s.obs.BrokerConnection("closed")
+		return err
 	}
-	s.flushBrokerWrites()
 	return nil
 }
 
@@ -303,16 +299,29 @@ func (s *session) retryNacked(p inflightPublish) bool {
 	return true
 }
 
-// republishNacked publishes the nacked messages again, in order.
+// republishNacked publishes the nacked messages again on a new publisher
+// channel, with every other unconfirmed one: RabbitMQ 3.10 keeps nacking a
+// channel whose first publish to a quorum queue met no leader, while a new
+// channel works. Confirms the old channel still owed are lost with it, so
+// those messages go again too (at-least-once).
 func (s *session) republishNacked() error {
-	batch := s.nacked
-	s.nacked, s.retryC = nil, nil
-	s.unconfirmed -= len(batch)
-	for i, p := range batch {
+	pending := append(s.nacked, s.inflight...)
+	s.nacked, s.retryC, s.inflight, s.receipts = nil, nil, nil, nil
+	s.unconfirmed = 0 // every unconfirmed publish is in pending
+	old := s.pub
+	s.pub, s.pubReady, s.confirms, s.pubClose, s.pubFlow = nil, false, nil, nil, nil
+	if old != nil {
+		_ = old.Close()
+	}
+	return s.republish(pending)
+}
+
+// republish publishes pending in order; on an error the rest stays in
+// s.inflight for a resume. Only called from the session loop.
+func (s *session) republish(pending []inflightPublish) error {
+	for i, p := range pending {
 		if err := s.publish(p.exchange, p.key, p.msg, p.receipt, p.commitReceipt); err != nil {
-			// Keep the rest for a resume (s.inflight has those sent).
-			s.nacked = append(s.nacked, batch[i:]...)
-			s.unconfirmed += len(batch) - i
+			s.inflight = append(s.inflight, pending[i:]...)
 			return err
 		}
 		s.inflight[len(s.inflight)-1].firstNack = p.firstNack

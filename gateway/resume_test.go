@@ -198,28 +198,39 @@ func TestResumeRetriesANackedPublish(t *testing.T) {
 	b := newFakeBroker()
 	h := connected(t, tcpPair, resumeConfig(), b, "1.2")
 	h.send("SEND\ndestination:/queue/out\nreceipt:r1\n\none\x00")
-	pub := h.pub()
-	pub.waitPublishes(t, 1)
+	h.send("SEND\ndestination:/queue/out\nreceipt:r2\n\ntwo\x00")
+	first := h.pub()
+	first.waitPublishes(t, 2)
 	start := time.Now()
-	pub.confirm(t, 1, false)
+	first.confirm(t, 1, false)
 	h.expectNothing() // neither RECEIPT nor ERROR for a nack
-	again := pub.waitPublishes(t, 2)
+	// RabbitMQ 3.10 can keep nacking a channel whose first publish to a
+	// quorum queue met no leader: the retry goes on a new channel, with
+	// "two", whose confirm the old channel would now never send.
+	eventually(t, "the nacked publisher channel closed", first.isClosed)
+	conn := b.conn(t, 0)
+	second := conn.openPublisher(t)
+	again := second.waitPublishes(t, 2)
 	if waited := time.Since(start); waited < nackRetryDelay/2 {
 		t.Errorf("retried after %v, want a pause of about %v", waited, nackRetryDelay)
 	}
-	if string(again[1].Msg.Body) != "one" || again[1].Key != "out" {
-		t.Errorf("retry published %q to %q, want the nacked one", again[1].Msg.Body, again[1].Key)
+	if string(again[0].Msg.Body) != "one" || string(again[1].Msg.Body) != "two" || again[0].Key != "out" {
+		t.Errorf("published again %q, %q to %q, want one, two to out", again[0].Msg.Body, again[1].Msg.Body, again[0].Key)
 	}
-	pub.confirm(t, 2, true)
+	second.confirm(t, 1, true)
 	h.expectReceipt("r1")
-	// DISCONNECT waits for a retry in progress too.
-	h.send("SEND\ndestination:/queue/out\nreceipt:r2\n\ntwo\x00")
-	pub.waitPublishes(t, 3)
-	pub.confirm(t, 3, false)
-	h.send("DISCONNECT\nreceipt:bye\n\n\x00")
-	pub.waitPublishes(t, 4)
-	pub.confirm(t, 4, true)
+	second.confirm(t, 2, true)
 	h.expectReceipt("r2")
+	// DISCONNECT waits for a retry in progress too.
+	h.send("SEND\ndestination:/queue/out\nreceipt:r3\n\nthree\x00")
+	second.waitPublishes(t, 3)
+	second.confirm(t, 3, false)
+	h.send("DISCONNECT\nreceipt:bye\n\n\x00")
+	eventually(t, "the second publisher channel closed", second.isClosed)
+	third := conn.openPublisher(t)
+	third.waitPublishes(t, 1)
+	third.confirm(t, 1, true)
+	h.expectReceipt("r3")
 	h.expectReceipt("bye")
 }
 
@@ -231,11 +242,12 @@ func TestResumeGivesUpOnAMessageNackedTooLong(t *testing.T) {
 	cfg.AMQP.ResumeTimeout = 400 * time.Millisecond
 	h := connected(t, tcpPair, cfg, b, "1.2")
 	h.send("SEND\ndestination:/queue/out\nreceipt:r1\n\none\x00")
-	pub := h.pub()
-	for seq := uint64(1); ; seq++ {
-		pub.waitPublishes(t, int(seq))
-		pub.confirm(t, seq, false)
-		if seq > 10 {
+	conn := b.conn(t, 0)
+	for nacks := 1; ; nacks++ {
+		pub := conn.openPublisher(t)
+		pub.waitPublishes(t, 1)
+		pub.confirm(t, 1, false)
+		if nacks > 10 {
 			t.Fatal("still retrying after 10 nacks in a 400 ms resume_timeout")
 		}
 		f, err := h.readFrame(nackRetryDelay * 2)
@@ -245,6 +257,7 @@ func TestResumeGivesUpOnAMessageNackedTooLong(t *testing.T) {
 			}
 			break
 		}
+		eventually(t, "the nacked publisher channel closed", pub.isClosed)
 	}
 	h.waitEnded()
 }
