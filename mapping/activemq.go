@@ -322,50 +322,74 @@ func PlanDelay(targetExchange string, bucket time.Duration) DelayPlan {
 	}
 }
 
-// SelectorHeaders lets a selector read a MESSAGE's headers under ActiveMQ's
-// names for the JMS header fields; other names are looked up verbatim.
-// Use a pointer (a *SelectorHeaders is a selector.Getter without
-// allocating).
+// SelectorHeaders is a selector.Getter over a MESSAGE's headers that sees
+// them as ActiveMQ's selectors see a STOMP message (checked against
+// ActiveMQ 5.17.2). Use a pointer: a *SelectorHeaders converts to the
+// interface without allocating.
 //
-//	JMSPriority      priority (4 when absent, JMS's default)
-//	JMSCorrelationID correlation-id
-//	JMSType          type
-//	JMSTimestamp     timestamp
-//	JMSExpiration    expires (0 when absent)
-//	JMSMessageID     message-id
-//	JMSDeliveryMode  PERSISTENT if persistent:true, else NON_PERSISTENT
+// The headers ActiveMQ turns into JMS header fields are not properties
+// there, so a selector naming them directly gets NULL: destination,
+// expires, timestamp, priority, type, persistent, subscription,
+// redelivered, receipt, message-id, correlation-id, reply-to, user-id
+// (`type = 'x'` never matches on ActiveMQ; `JMSType = 'x'` does). The JMS
+// names read them instead:
+//
+//	JMSDestination    destination
+//	JMSPriority       priority (4 when absent, JMS's default)
+//	JMSCorrelationID  correlation-id
+//	JMSType           type
+//	JMSTimestamp      timestamp
+//	JMSExpiration     expires (0 when absent)
+//	JMSMessageID      message-id
+//	JMSDeliveryMode   PERSISTENT if persistent:true, else NON_PERSISTENT
+//	JMSRedelivered    true if redelivered:true, else false
+//	JMSXDeliveryCount JMSXDeliveryCount (1 when absent)
+//
+// Every other name is looked up verbatim.
 type SelectorHeaders struct {
 	H codec.Headers
 }
 
-// Get returns the header a selector identifier names.
+// Get returns the value a selector identifier names.
 func (s *SelectorHeaders) Get(name string) (string, bool) {
-	if len(name) > 3 && name[:3] == "JMS" {
-		switch name {
-		case "JMSPriority":
-			if v, ok := s.H.Get(hdrPriority); ok {
-				return v, true
-			}
-			return "4", true
-		case "JMSCorrelationID":
-			return s.H.Get(hdrCorrelationID)
-		case "JMSType":
-			return s.H.Get(hdrType)
-		case "JMSTimestamp":
-			return s.H.Get(hdrTimestamp)
-		case "JMSExpiration":
-			if v, ok := s.H.Get(HdrExpires); ok {
-				return v, true
-			}
-			return "0", true
-		case "JMSMessageID":
-			return s.H.Get(hdrMessageID)
-		case "JMSDeliveryMode":
-			if v, _ := s.H.Get(hdrPersistent); v == valueTrue {
-				return "PERSISTENT", true
-			}
-			return "NON_PERSISTENT", true
+	switch name {
+	case hdrDestination, HdrExpires, hdrTimestamp, hdrPriority, hdrType, hdrPersistent,
+		hdrSubscription, hdrRedelivered, hdrReceipt, hdrMessageID, hdrCorrelationID,
+		hdrReplyTo, hdrUserID:
+		return "", false
+	case "JMSDestination":
+		return s.H.Get(hdrDestination)
+	case "JMSPriority":
+		return s.getOr(hdrPriority, "4")
+	case "JMSCorrelationID":
+		return s.H.Get(hdrCorrelationID)
+	case "JMSType":
+		return s.H.Get(hdrType)
+	case "JMSTimestamp":
+		return s.H.Get(hdrTimestamp)
+	case "JMSExpiration":
+		return s.getOr(HdrExpires, "0")
+	case "JMSMessageID":
+		return s.H.Get(hdrMessageID)
+	case "JMSDeliveryMode":
+		if v, _ := s.H.Get(hdrPersistent); v == valueTrue {
+			return "PERSISTENT", true
 		}
+		return "NON_PERSISTENT", true
+	case "JMSRedelivered":
+		if v, _ := s.H.Get(hdrRedelivered); v == valueTrue {
+			return valueTrue, true
+		}
+		return valueFalse, true
+	case HdrDeliveryCount:
+		return s.getOr(HdrDeliveryCount, "1")
 	}
 	return s.H.Get(name)
+}
+
+func (s *SelectorHeaders) getOr(name, def string) (string, bool) {
+	if v, ok := s.H.Get(name); ok {
+		return v, true
+	}
+	return def, true
 }

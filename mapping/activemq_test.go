@@ -7,6 +7,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stompgate/stompgate/mapping/selector"
 )
 
 func TestActiveMQTopicPattern(t *testing.T) {
@@ -273,27 +275,51 @@ func TestPlanDelay(t *testing.T) {
 }
 
 func TestSelectorHeaders(t *testing.T) {
-	s := &SelectorHeaders{H: hdrs("priority", "7", "correlation-id", "c1", "type", "t", "timestamp", "123",
-		"expires", "456", "message-id", "m1", "persistent", "true", "color", "red")}
-	tests := []struct{ name, want string }{
-		{"JMSPriority", "7"}, {"JMSCorrelationID", "c1"}, {"JMSType", "t"}, {"JMSTimestamp", "123"},
-		{"JMSExpiration", "456"}, {"JMSMessageID", "m1"}, {"JMSDeliveryMode", "PERSISTENT"}, {"color", "red"},
+	s := &SelectorHeaders{H: hdrs("destination", "/topic/a", "priority", "7", "correlation-id", "c1", "type", "t",
+		"timestamp", "123", "expires", "456", "message-id", "m1", "persistent", "true", "redelivered", "true",
+		"JMSXDeliveryCount", "3", "subscription", "s1", "color", "red", "ack", "a1")}
+	tests := []struct {
+		name, want string
+		ok         bool
+	}{
+		{"JMSDestination", "/topic/a", true}, {"JMSPriority", "7", true}, {"JMSCorrelationID", "c1", true},
+		{"JMSType", "t", true}, {"JMSTimestamp", "123", true}, {"JMSExpiration", "456", true},
+		{"JMSMessageID", "m1", true}, {"JMSDeliveryMode", "PERSISTENT", true}, {"JMSRedelivered", "true", true},
+		{"JMSXDeliveryCount", "3", true}, {"color", "red", true}, {"ack", "a1", true},
+		// ActiveMQ consumes these as JMS header fields: not properties.
+		{"destination", "", false}, {"priority", "", false}, {"type", "", false}, {"timestamp", "", false},
+		{"expires", "", false}, {"persistent", "", false}, {"redelivered", "", false}, {"subscription", "", false},
+		{"message-id", "", false}, {"correlation-id", "", false},
 	}
 	for _, tc := range tests {
-		if got, ok := s.Get(tc.name); !ok || got != tc.want {
-			t.Errorf("Get(%q) = %q, %v; want %q", tc.name, got, ok, tc.want)
+		if got, ok := s.Get(tc.name); ok != tc.ok || got != tc.want {
+			t.Errorf("Get(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 	empty := &SelectorHeaders{}
-	for name, want := range map[string]string{"JMSPriority": "4", "JMSExpiration": "0", "JMSDeliveryMode": "NON_PERSISTENT"} {
+	for name, want := range map[string]string{"JMSPriority": "4", "JMSExpiration": "0", "JMSDeliveryMode": "NON_PERSISTENT",
+		"JMSRedelivered": "false", "JMSXDeliveryCount": "1"} {
 		if got, ok := empty.Get(name); !ok || got != want {
 			t.Errorf("empty Get(%q) = %q, %v; want %q", name, got, ok, want)
 		}
 	}
-	if _, ok := empty.Get("JMSType"); ok {
-		t.Error("empty Get(JMSType) is set; want NULL")
+	for _, name := range []string{"JMSType", "JMSDestination", "color"} {
+		if v, ok := empty.Get(name); ok {
+			t.Errorf("empty Get(%q) = %q; want NULL", name, v)
+		}
 	}
-	if _, ok := empty.Get("color"); ok {
-		t.Error("empty Get(color) is set; want NULL")
+}
+
+func TestSelectorHeadersMatchDoesNotAllocate(t *testing.T) {
+	sel, err := selector.Parse("JMSPriority > 3 AND color = 'red' AND JMSType IS NULL AND type IS NULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &SelectorHeaders{H: hdrs("priority", "5", "color", "red")}
+	if !sel.Match(h) {
+		t.Fatalf("%q does not match %v", sel, h.H)
+	}
+	if n := testing.AllocsPerRun(100, func() { sel.Match(h) }); n != 0 {
+		t.Errorf("Match(&SelectorHeaders) allocates %v times; want 0", n)
 	}
 }

@@ -37,33 +37,42 @@
 //
 // # Header values and coercion
 //
-// STOMP headers are strings. A header's value has no type of its own; it
-// takes the type of what it meets, as ActiveMQ's STOMP transport does
-// (its convert_string_expressions mode):
+// STOMP headers are strings. ActiveMQ's STOMP transport evaluates selectors
+// with its convert_string_expressions mode, in which a string takes the type
+// of what it is compared with; this package does the same, checked against
+// ActiveMQ 5.17.2:
 //
-//   - Against a number (literal or arithmetic result) the value is read as a
-//     number: optional sign, digits, optional fraction, optional exponent
-//     (no hex, no spaces, no NaN or Infinity). An integer that fits in
-//     int64 stays exact; anything else is a float64. `weight > 2` matches
-//     `weight:3` and `weight:2.5`.
-//   - Against TRUE or FALSE the value is read as a boolean: "true" or
-//     "false" in any case.
-//   - Against a string literal or another header the value is a string.
-//     = and <> compare bytes. < <= > >= compare numerically when both sides
-//     read as numbers, otherwise bytewise (ActiveMQ's order; JMS itself
-//     leaves string ordering undefined).
-//   - As an operand of AND, OR, NOT or alone, the value is a boolean as
-//     above; any other value is UNKNOWN.
-//   - In arithmetic or unary +/- a value that does not read as a number
-//     makes the result NULL.
-//   - A comparison between values of different types (including a header
-//     that does not read as the other side's type) is FALSE, not UNKNOWN,
-//     as JMS 3.8.1.2 says for "non-like type values". So `NOT (weight > 2)`
-//     matches `weight:heavy`.
-//   - Numbers: int64 arithmetic where both operands are integers, overflow
-//     and mixed operands in float64; / between integers truncates (Java);
-//     division by zero is NULL.
-//   - IN compares the value as a string with each listed string.
+//   - A string (a header value or a string literal) compared with an exact
+//     number (an integer literal, or arithmetic on integers) is read as
+//     Java's Long.valueOf does: optional sign, decimal digits, int64.
+//     `weight > 2` matches `weight:3` and `weight:+3`, but not `weight:2.5`
+//     or `weight:3.0`, and '3' = 3 is TRUE.
+//   - Compared with an approximate number (a literal with a point or an
+//     exponent, or arithmetic involving one) it is read as Double.valueOf
+//     does for decimals: surrounding whitespace and an f/d suffix allowed.
+//     `weight > 2.0` matches `weight:2.5`, `weight:3` and `weight: 3`.
+//   - Compared with TRUE or FALSE it is read as Boolean.valueOf: "true" in
+//     any case is TRUE, every other string is FALSE.
+//   - A string that cannot be read as the number makes the comparison FALSE,
+//     not UNKNOWN (JMS 3.8.1.2: "non-like type values" compare FALSE), so
+//     `NOT (weight > 2)` matches `weight:heavy`. Other mixed types (a
+//     boolean with a number) compare FALSE too.
+//   - Two strings: = and <> compare bytes. < <= > >= between two headers
+//     compare bytewise, so "9" > "10", as ActiveMQ does; with a string
+//     literal they are a syntax error, as in ActiveMQ.
+//   - A header alone as an operand of AND, OR or NOT, or as the whole
+//     selector, is FALSE whatever its value (UNKNOWN if missing), as in
+//     ActiveMQ: `flag` never matches and `NOT flag` matches flag:true.
+//     Write `flag = TRUE`.
+//   - IN compares the value as a string with each listed string; LIKE
+//     matches the string.
+//   - Arithmetic and unary +/- read a header as a number (sign, digits,
+//     fraction, exponent); one that does not read as a number makes the
+//     result NULL. + - * on two integers: int64; an overflow or an
+//     approximate operand: float64. / is always float64 (ActiveMQ: 7 / 2 is
+//     3.5). Division by zero is NULL (ActiveMQ: Infinity). ActiveMQ 5.17 differs here: it applies no conversion in
+//     arithmetic (`weight + 1` concatenates strings, `weight / 2` raises an
+//     ERROR), so selectors with arithmetic on headers match nothing there.
 //
 // # Limits
 //

@@ -82,6 +82,8 @@ func (v value) float() float64 {
 }
 
 // truth is a value as the operand of AND, OR, NOT or the whole selector.
+// A header value there is FALSE whatever it says, as in ActiveMQ (its
+// boolean cast of a non-Boolean property); NULL is UNKNOWN.
 func truth(v value) Result {
 	switch v.k {
 	case kBool:
@@ -89,13 +91,8 @@ func truth(v value) Result {
 			return True
 		}
 		return False
-	case kRaw:
-		if b, ok := parseBool(v.s); ok {
-			if b {
-				return True
-			}
-			return False
-		}
+	case kRaw, kStr:
+		return False
 	}
 	return Unknown
 }
@@ -108,16 +105,6 @@ func resultV(r Result) value {
 		return falseV
 	}
 	return nullV
-}
-
-func parseBool(s string) (bool, bool) {
-	switch {
-	case strings.EqualFold(s, "true"):
-		return true, true
-	case strings.EqualFold(s, "false"):
-		return false, true
-	}
-	return false, false
 }
 
 // parseNumber reads a header value as a number: [+-]digits[.digits][e[+-]digits]
@@ -367,13 +354,14 @@ func compare(op cmpOp, a, b value) value {
 	if a.k == kNull || b.k == kNull {
 		return nullV
 	}
-	// A header value takes the type of a typed operand.
-	if a.k == kRaw && b.k != kRaw && b.k != kStr {
+	// A string (header value or literal) takes the type of a number or
+	// boolean operand (ActiveMQ's convert_string_expressions).
+	if isString(a.k) && !isString(b.k) {
 		var ok bool
 		if a, ok = coerce(a.s, b.k); !ok {
 			return falseV
 		}
-	} else if b.k == kRaw && a.k != kRaw && a.k != kStr {
+	} else if isString(b.k) && !isString(a.k) {
 		var ok bool
 		if b, ok = coerce(b.s, a.k); !ok {
 			return falseV
@@ -387,13 +375,7 @@ func compare(op cmpOp, a, b value) value {
 		if op == opEq || op == opNe {
 			return boolV((a.s == b.s) == (op == opEq))
 		}
-		na, oka := parseNumber(a.s)
-		nb, okb := parseNumber(b.s)
-		if oka && okb {
-			c = cmpNumbers(na, nb)
-		} else {
-			c = strings.Compare(a.s, b.s)
-		}
+		c = strings.Compare(a.s, b.s) // ActiveMQ: bytewise, even for "9" < "10"
 	case a.k == kBool && b.k == kBool:
 		switch op {
 		case opEq:
@@ -420,13 +402,65 @@ func compare(op cmpOp, a, b value) value {
 	return boolV(c >= 0)
 }
 
-// coerce reads a header value as kind k (a number or a boolean).
+func isString(k kind) bool { return k == kStr || k == kRaw }
+
+// coerce reads a string as kind k the way ActiveMQ does: Long.valueOf for
+// an exact number, Double.valueOf for an approximate one, Boolean.valueOf
+// for a boolean (which never fails: anything but "true" is false).
 func coerce(s string, k kind) (value, bool) {
-	if k == kBool {
-		b, ok := parseBool(s)
-		return boolV(b), ok
+	switch k {
+	case kBool:
+		return boolV(strings.EqualFold(s, "true")), true
+	case kInt:
+		return parseLong(s)
+	case kFloat:
+		return parseDouble(s)
 	}
-	return parseNumber(s)
+	return nullV, false
+}
+
+// parseLong is Java's Long.valueOf: an optional sign and decimal digits.
+func parseLong(s string) (value, bool) {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	if i == len(s) || len(s)-i > 19 {
+		return nullV, false
+	}
+	for j := i; j < len(s); j++ {
+		if !isDigit(s[j]) {
+			return nullV, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nullV, false
+	}
+	return value{k: kInt, i: n}, true
+}
+
+// parseDouble is Java's Double.valueOf for decimal input: surrounding
+// whitespace and control characters are ignored and an f, F, d or D suffix
+// is allowed. Hexadecimal floats, NaN and Infinity are not accepted.
+func parseDouble(s string) (value, bool) {
+	for len(s) > 0 && s[0] <= ' ' {
+		s = s[1:]
+	}
+	for len(s) > 0 && s[len(s)-1] <= ' ' {
+		s = s[:len(s)-1]
+	}
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'f', 'F', 'd', 'D':
+			s = s[:n-1]
+		}
+	}
+	v, ok := parseNumber(s)
+	if !ok {
+		return nullV, false
+	}
+	return value{k: kFloat, f: v.float()}, true
 }
 
 func cmpNumbers(a, b value) int {
@@ -464,12 +498,9 @@ func (n *arithNode) eval(g Getter) value {
 	if !ok {
 		return nullV
 	}
-	if a.k == kInt && b.k == kInt {
+	if a.k == kInt && b.k == kInt && n.op != '/' { // ActiveMQ divides in double
 		if v, ok := intArith(n.op, a.i, b.i); ok {
 			return v
-		}
-		if n.op == '/' && b.i == 0 {
-			return nullV
 		}
 	}
 	x, y := a.float(), b.float()
@@ -493,8 +524,7 @@ func (n *arithNode) eval(g Getter) value {
 	return value{k: kFloat, f: f}
 }
 
-// intArith is exact int64 arithmetic; ok is false on overflow or division
-// by zero.
+// intArith is exact int64 + - *; ok is false on overflow.
 func intArith(op byte, x, y int64) (value, bool) {
 	var r int64
 	switch op {
@@ -508,7 +538,7 @@ func intArith(op byte, x, y int64) (value, bool) {
 		if (r < x) != (y > 0) {
 			return nullV, false
 		}
-	case '*':
+	default:
 		if x == 0 || y == 0 {
 			return value{k: kInt}, true
 		}
@@ -516,11 +546,6 @@ func intArith(op byte, x, y int64) (value, bool) {
 		if r/y != x || (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
 			return nullV, false
 		}
-	default:
-		if y == 0 || (x == math.MinInt64 && y == -1) {
-			return nullV, false
-		}
-		r = x / y
 	}
 	return value{k: kInt, i: r}, true
 }

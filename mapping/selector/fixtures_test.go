@@ -41,10 +41,14 @@ var evalCases = []struct {
 	{"TRUE", std, True},
 	{"FALSE", std, False},
 	{"NULL", std, Unknown},
-	{"true", std, True}, // keywords are case-insensitive
-	{"flag", std, True},
+	{"true", std, True},  // keywords are case-insensitive
+	{"flag", std, False}, // a header is never a boolean by itself (ActiveMQ)
 	{"off", std, False},
-	{"word", std, Unknown},
+	{"flag AND TRUE", std, False},
+	{"NOT flag", std, True},
+	{"NOT off", std, True},
+	{"flag OR missing", std, Unknown},
+	{"word", std, False},
 	{"missing", std, Unknown},
 	{"type = 'car'", std, True},
 	{"Type = 'car'", std, False}, // identifiers are case-sensitive
@@ -63,7 +67,13 @@ var evalCases = []struct {
 	{"weight <> 3", std, False},
 	{"price = 2.5", std, True},
 	{"price = 25e-1", std, True},
-	{"exp = 1500", std, True},
+	{"exp = 1500", std, False}, // Long.valueOf("1.5e3") fails
+	{"exp = 1500.0", std, True},
+	{"weight = 3.0", headers{"weight": " 3 "}, True}, // Double.valueOf trims
+	{"weight = 3.0", headers{"weight": "3d"}, True},
+	{"weight = 3", headers{"weight": "3.0"}, False},
+	{"weight = 3", headers{"weight": "+3"}, True},
+	{"weight = 3", headers{"weight": "3L"}, False},
 	{"neg = -4", std, True},
 	{"big = 9223372036854775807", std, True},
 	{"big = 9223372036854775806", std, False}, // exact, not via float64
@@ -87,8 +97,15 @@ var evalCases = []struct {
 	{"hex = 16", std, False},  // no hex in header values
 	{"space = 3", std, False}, // no spaces either
 	{"word = TRUE", std, False},
+	{"word = FALSE", std, True}, // Boolean.valueOf: anything but "true" is false
+	{"empty = FALSE", std, True},
+	{"flag = FALSE", std, False},
+	{"'TRUE' = TRUE", std, True},
 	{"weight = TRUE", std, False},
-	{"'3' = 3", std, False},
+	{"'3' = 3", std, True}, // string literals convert too, as in ActiveMQ
+	{"'3.5' = 3.5", std, True},
+	{"'x' = 3", std, False},
+	{"NOT ('x' = 3)", std, True},
 	{"TRUE = 1", std, False},
 	{"NOT ('a' = 1)", std, True},
 
@@ -98,15 +115,15 @@ var evalCases = []struct {
 	{"weight >= 3", std, True},
 	{"weight < 3.5", std, True},
 	{"weight <= 2", std, False},
-	{"price > 2", std, True},
+	{"price > 2", std, False}, // Long.valueOf("2.5") fails
+	{"price > 2.0", std, True},
 	{"price < 2.6", std, True},
 	{"neg < 0", std, True},
-	{"exp > 1000", std, True},
-	{"type > 'bus'", std, True}, // bytewise
-	{"type < 'bus'", std, False},
-	{"weight < '10'", std, True}, // both numbers: numeric
-	{"'9' < '10'", std, True},
-	{"'b' >= 'a'", std, True},
+	{"exp > 1000.0", std, True},
+	{"color > type", std, True}, // two headers: bytewise
+	{"type > color", std, False},
+	{"weight < ten", headers{"weight": "9", "ten": "10"}, False}, // bytewise, as ActiveMQ
+	{"weight < ten", headers{"weight": "9", "ten": "x"}, True},   // bytewise: "9" < "x"
 	{"-weight < 0", std, True},
 	{"big > 9.2e18", std, True},
 
@@ -155,7 +172,9 @@ var evalCases = []struct {
 	{"weight + 1 = 4", std, True},
 	{"weight - 1 = 2", std, True},
 	{"weight * 2 = 6", std, True},
-	{"weight / 2 = 1", std, True}, // integer division, as Java
+	{"weight / 2 = 1.5", std, True}, // always float64, as ActiveMQ
+	{"7 / 2 = 3", std, False},
+	{"6 / 2 = 3", std, True},
 	{"weight / 2.0 = 1.5", std, True},
 	{"price * 2 = 5", std, True},
 	{"1 + 2 * 3 = 7", std, True},
@@ -188,9 +207,9 @@ var evalCases = []struct {
 	{"weight BETWEEN 5 AND 1", std, False},
 	{"weight NOT BETWEEN 4 AND 5", std, True},
 	{"weight NOT BETWEEN 1 AND 5", std, False},
-	{"price BETWEEN 2 AND 2.5", std, True},
+	{"price BETWEEN 2.0 AND 2.5", std, True},
+	{"price BETWEEN 2 AND 3", std, False}, // Long.valueOf("2.5") fails
 	{"weight BETWEEN 1 + 1 AND 2 * 2", std, True},
-	{"type BETWEEN 'a' AND 'd'", std, True},
 	{"missing BETWEEN 1 AND 5", std, Unknown},
 	{"missing NOT BETWEEN 1 AND 5", std, Unknown},
 	{"weight BETWEEN missing AND 5", std, Unknown},
@@ -281,6 +300,10 @@ var badCases = []struct {
 	{"'x' * 2 = 1", 1},
 	{"a < TRUE", 5},
 	{"TRUE < FALSE", 1},
+	{"type > 'bus'", 8},
+	{"'9' < '10'", 1},
+	{"a BETWEEN 'a' AND 'd'", 11},
+	{"a BETWEEN 1 AND 'd'", 17},
 	{"TRUE > a", 1},
 	{"a IN ()", 7},
 	{"a IN ('x',)", 11},

@@ -135,9 +135,12 @@ func needNum(t stype, pos int) *SyntaxError {
 	return nil
 }
 
-func needValue(t stype, pos int) *SyntaxError {
-	if t == sBool {
-		return &SyntaxError{Pos: pos + 1, Msg: "expected a numeric or string expression"}
+// needOrdered checks an operand of < <= > >= or BETWEEN: a number or an
+// identifier. ActiveMQ refuses string literals there, and JMS defines no
+// order on booleans.
+func needOrdered(t stype, pos int) *SyntaxError {
+	if t == sBool || t == sStr {
+		return &SyntaxError{Pos: pos + 1, Msg: "expected a numeric expression"}
 	}
 	return nil
 }
@@ -250,10 +253,10 @@ func (p *parser) parseComparison() (node, stype, *SyntaxError) {
 			return nil, 0, err
 		}
 		if op != opEq && op != opNe {
-			if err := needValue(t, pos); err != nil {
+			if err := needOrdered(t, pos); err != nil {
 				return nil, 0, err
 			}
-			if err := needValue(rt, rpos); err != nil {
+			if err := needOrdered(rt, rpos); err != nil {
 				return nil, 0, err
 			}
 		}
@@ -302,7 +305,7 @@ func (p *parser) parseComparison() (node, stype, *SyntaxError) {
 }
 
 func (p *parser) parseBetween(x node, t stype, pos int, not bool) (node, stype, *SyntaxError) {
-	if err := needValue(t, pos); err != nil {
+	if err := needOrdered(t, pos); err != nil {
 		return nil, 0, err
 	}
 	if err := p.advance(); err != nil {
@@ -313,7 +316,7 @@ func (p *parser) parseBetween(x node, t stype, pos int, not bool) (node, stype, 
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := needValue(lt, lpos); err != nil {
+	if err := needOrdered(lt, lpos); err != nil {
 		return nil, 0, err
 	}
 	if err := p.expectKeyword("AND"); err != nil {
@@ -324,7 +327,7 @@ func (p *parser) parseBetween(x node, t stype, pos int, not bool) (node, stype, 
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := needValue(ht, hpos); err != nil {
+	if err := needOrdered(ht, hpos); err != nil {
 		return nil, 0, err
 	}
 	return &betweenNode{not: not, x: x, lo: lo, hi: hi}, sBool, nil
