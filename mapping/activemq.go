@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/stompgate/stompgate/gateway/codec"
+	"github.com/stompgate/stompgate/mapping/selector"
 )
 
 // This file holds the pure parts of ActiveMQ's STOMP dialect (issue 14):
@@ -320,6 +321,32 @@ func PlanDelay(targetExchange string, bucket time.Duration) DelayPlan {
 		},
 		Binding: Binding{Exchange: name},
 	}
+}
+
+// msgInvalidSelector is the ERROR `message` for every refused selector.
+const msgInvalidSelector = "Invalid selector"
+
+// SubscriptionSelector reads a SUBSCRIBE's `selector` header for
+// destination d. Without the header (or with an empty one) it returns nil.
+// Only /topic and /exchange subscriptions may carry one: each has a queue
+// of its own, where the gateway acknowledges and drops a delivery that does
+// not match. On any other destination it is ERROR `Invalid selector`, since
+// a shared queue cannot skip messages without taking them from other
+// consumers; it is never silently ignored. A parse error is ERROR `Invalid
+// selector` whose body is the *selector.SyntaxError text with the position.
+func SubscriptionSelector(d Destination, h codec.Headers) (*selector.Selector, error) {
+	src, ok := h.Get(HdrSelector)
+	if !ok || strings.TrimSpace(src) == "" {
+		return nil, nil
+	}
+	if d.Kind != DestTopic && d.Kind != DestExchange {
+		return nil, protocolError(msgInvalidSelector, "Selectors are supported on /topic and /exchange subscriptions only, not on "+d.Kind.String()+" destinations: a shared queue cannot skip messages without taking them from other consumers\n")
+	}
+	sel, err := selector.Parse(src)
+	if err != nil {
+		return nil, protocolError(msgInvalidSelector, err.Error()+"\n")
+	}
+	return sel, nil
 }
 
 // SelectorHeaders is a selector.Getter over a MESSAGE's headers that sees

@@ -323,3 +323,46 @@ func TestSelectorHeadersMatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("Match(&SelectorHeaders) allocates %v times; want 0", n)
 	}
 }
+
+func TestSubscriptionSelector(t *testing.T) {
+	topic := Destination{Kind: DestTopic, RoutingKey: "a"}
+	tests := []struct {
+		d     Destination
+		h     []string
+		match bool // against color:red
+		none  bool
+		err   wantError
+	}{
+		{d: topic, none: true},
+		{d: topic, h: []string{"selector", ""}, none: true},
+		{d: topic, h: []string{"selector", " "}, none: true},
+		{d: topic, h: []string{"selector", "color = 'red'"}, match: true},
+		{d: Destination{Kind: DestExchange, Exchange: "x"}, h: []string{"selector", "color <> 'red'"}},
+		{d: Destination{Kind: DestQueue, Queue: "q"}, h: []string{"selector", "color = 'red'"},
+			err: wantError{"Invalid selector", "Selectors are supported on /topic and /exchange subscriptions only, not on queue destinations: a shared queue cannot skip messages without taking them from other consumers\n"}},
+		{d: Destination{Kind: DestAmqQueue, Queue: "q"}, h: []string{"selector", "x"},
+			err: wantError{"Invalid selector", "Selectors are supported on /topic and /exchange subscriptions only, not on amqqueue destinations: a shared queue cannot skip messages without taking them from other consumers\n"}},
+		{d: topic, h: []string{"selector", "color = 'red' AND (weight > 2"},
+			err: wantError{"Invalid selector", "Invalid selector at position 30: expected ')'\n"}},
+	}
+	for _, tc := range tests {
+		sel, err := SubscriptionSelector(tc.d, hdrs(tc.h...))
+		call := "SubscriptionSelector(" + tc.d.Kind.String() + ", " + strings.Join(tc.h, ":") + ")"
+		checkError(t, call, err, tc.err)
+		if tc.err != (wantError{}) {
+			continue
+		}
+		if tc.none {
+			if sel != nil {
+				t.Errorf("%s = %v; want no selector", call, sel)
+			}
+			continue
+		}
+		if sel == nil {
+			t.Fatalf("%s = nil; want a selector", call)
+		}
+		if got := sel.Match(&SelectorHeaders{H: hdrs("color", "red")}); got != tc.match {
+			t.Errorf("%s matches color:red = %v; want %v", call, got, tc.match)
+		}
+	}
+}
