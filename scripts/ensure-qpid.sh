@@ -257,6 +257,18 @@ stop_broker() {
 	esac
 }
 
+# close_inherited_fds closes every descriptor above 2 in the current (sub)shell.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/"$BASHPID"/fd/*; do
+		fd="${fd##*/}"
+		if [[ ! "$fd" =~ ^[0-9]+$ ]] || ((fd <= 2)); then
+			continue
+		fi
+		eval "exec $fd>&-" 2>/dev/null || true
+	done
+}
+
 start_broker() {
 	local work cfg out pid port="" started=$SECONDS
 	work="$(mktemp -d "$STATE_DIR/work.XXXXXX")"
@@ -265,15 +277,21 @@ start_broker() {
 	write_config "$cfg"
 	log "starting Broker-J $QPID_VERSION in $work"
 	# setsid: own session, so the caller's Ctrl-C or make's process group
-	# does not reach it. No inherited stdout/stderr or lock descriptor, so
+	# does not reach it. The broker inherits no descriptor but its log
+	# (stdout, the lock, a caller's pipes are all closed), so
 	# `$(ensure-qpid.sh)` returns and the lock is released when we exit.
-	# shellcheck disable=SC2086 # JAVA_OPTS is a list of options.
-	setsid java $JAVA_OPTS -DQPID_HOME="$QPID_HOME" -DQPID_WORK="$work" \
-		-cp "$QPID_HOME/lib/*" org.apache.qpid.server.Main \
-		--store-type Memory --initial-config-path "$cfg" \
-		-prop qpid.amqp_port=0 -prop qpid.work_dir="$work" \
-		-prop broker.failStartupWithErroredChild=true \
-		</dev/null >"$out" 2>&1 9>&- &
+	# setsid execs in place, so $! is the java pid.
+	# The work dir is its cwd: the bundled Derby plugin writes derby.log there.
+	(
+		close_inherited_fds
+		cd "$work" || exit 1
+		# shellcheck disable=SC2086 # JAVA_OPTS is a list of options.
+		exec setsid java $JAVA_OPTS -DQPID_HOME="$QPID_HOME" -DQPID_WORK="$work" \
+			-cp "$QPID_HOME/lib/*" org.apache.qpid.server.Main \
+			--store-type Memory --initial-config-path "$cfg" \
+			-prop qpid.amqp_port=0 -prop qpid.work_dir="$work" \
+			-prop broker.failStartupWithErroredChild=true
+	) </dev/null >"$out" 2>&1 &
 	pid=$!
 	printf '%s 0 %s\n' "$pid" "$work" >"$STATE_FILE"
 	until grep -q 'BRK-1004' "$out" 2>/dev/null; do
