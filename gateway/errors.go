@@ -37,6 +37,9 @@ var (
 	errShuttingDown = errors.New("server shutting down")
 	// errKilled: the session was force-closed (shutdown timeout).
 	errKilled = errors.New("session force-closed")
+	// errTokenExpired: the session's token expired (exp plus
+	// auth.jwt.leeway passed) and was not renewed in time.
+	errTokenExpired = errors.New("token expired")
 )
 
 // CloseReason says why a session ended; it is logged with every session end.
@@ -54,6 +57,7 @@ const (
 	CloseShutdown         CloseReason = "shutdown"
 	CloseInternalError    CloseReason = "internal_error"
 	CloseTooMany          CloseReason = "too_many_connections"
+	CloseTokenExpired     CloseReason = "token_expired"
 )
 
 // closeReasonFor classifies the error that ended a session.
@@ -75,6 +79,8 @@ func closeReasonFor(err error) CloseReason {
 		return CloseShutdown
 	case errors.Is(err, errTooManyConnections), errors.Is(err, errTooManyFromClient):
 		return CloseTooMany
+	case errors.Is(err, errTokenExpired):
+		return CloseTokenExpired
 	case errors.As(err, &ae), errors.Is(err, errAMQPConnectionDied):
 		return CloseBrokerError
 	case errors.As(err, &pe):
@@ -168,6 +174,8 @@ func errorFrame(err error, receiptID string) *codec.Frame {
 		message, detail = "Heart-beat timeout", "No data was received from the client within the negotiated heart-beat interval.\n"
 	case errors.Is(err, errConnectTimeout):
 		message, detail = "Connect timeout", "No complete CONNECT frame arrived in time.\n"
+	case errors.Is(err, errTokenExpired):
+		message, detail = "Token expired", "The session's token expired; renew it before it expires (SEND to /gateway/token) or connect again with a new one.\n"
 	case errors.Is(err, errShuttingDown):
 		message, detail = "Server shutting down", "The gateway is shutting down; reconnect later.\n"
 	case errors.Is(err, errTooManyConnections):

@@ -97,6 +97,12 @@ func (s *session) loop() error {
 			}
 			s.blocked = !active
 		case <-s.out.space:
+		case <-s.tok.expired: // token.go
+			return s.tokenExpired()
+		case <-s.recheck: // acl.go: the rules were reloaded
+			if err := s.recheckSubscriptions(); err != nil {
+				return err
+			}
 		case <-s.retryC:
 			if err := s.resumeOr(s.republishNacked()); err != nil {
 				return err

@@ -35,6 +35,10 @@ type Observer interface {
 	// SessionResumed: a session whose AMQP connection died was resumed
 	// on a new one (ok) or ended after trying for d (amqp.resume_sessions).
 	SessionResumed(d time.Duration, ok bool)
+	// AccessDenied: acl.rules refused a SEND or SUBSCRIBE, or a reload
+	// ended a subscription; rule is "rule_<index>" (0-based) or
+	// "default_deny" when no rule matched.
+	AccessDenied(rule string)
 }
 
 // The admin package's Prometheus metrics are an Observer.
@@ -54,6 +58,7 @@ func (nopObserver) ReceiptLatency(time.Duration)       {}
 func (nopObserver) BrokerConnection(string)            {}
 func (nopObserver) BrokerProfile(string)               {}
 func (nopObserver) SessionResumed(time.Duration, bool) {}
+func (nopObserver) AccessDenied(string)                {}
 
 // teeObserver sends every event to each of its observers.
 type teeObserver []Observer
@@ -121,5 +126,11 @@ func (t teeObserver) BrokerProfile(profile string) {
 func (t teeObserver) SessionResumed(d time.Duration, ok bool) {
 	for _, o := range t {
 		o.SessionResumed(d, ok)
+	}
+}
+
+func (t teeObserver) AccessDenied(rule string) {
+	for _, o := range t {
+		o.AccessDenied(rule)
 	}
 }

@@ -70,6 +70,11 @@ type outbound struct {
 	writerRunning bool
 	startWriter   func() // set before the first append; nil: never parks
 
+	// cutoff, when set, is the instant the session's token expires: from
+	// then on take hands the writer nothing, so no frame queued before the
+	// session loop noticed the expiry is written after it (expiry.go).
+	cutoff time.Time
+
 	wake  chan struct{} // cap 1: the writer has work
 	space chan struct{} // cap 1: the queue was drained; the loop may take deliveries
 
@@ -255,6 +260,10 @@ type batch struct {
 func (o *outbound) take(spare batch) (batch, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.pastCutoffLocked() {
+		// Nothing is written past the token's expiry.
+		return batch{buf: spare.buf[:0], ends: spare.ends[:0], refs: spare.refs[:0], acks: spare.acks[:0]}, o.closed
+	}
 	b := batch{buf: o.pending, ends: o.ends, refs: o.refs, acks: o.acks}
 	o.pending, o.ends, o.refs, o.acks = spare.buf[:0], spare.ends[:0], spare.refs[:0], spare.acks[:0]
 	o.refBytes = 0

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stompgate/stompgate/gateway/auth"
 	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
 	"github.com/stompgate/stompgate/mapping"
@@ -23,11 +24,19 @@ const maxDeclaredCache = 4096
 // then publish (or buffer it in a transaction). The RECEIPT follows the
 // broker's confirm (semantics 11).
 func (s *session) onSend(f *codec.Frame) error {
+	if f.Headers.Value("destination") == tokenDestination {
+		return s.renewToken(f) // token.go: nothing is published
+	}
 	// rabbitmq_stomp checks the headers not allowed on SEND (message-id)
 	// before the destination.
 	msg, replyTo, err := mapping.PublishingFromSend(f.Headers, s.publishOptions())
 	if err != nil {
 		return err
+	}
+	if dropUserID, err := s.checkUserID(f.Headers); err != nil { // acl.go
+		return err
+	} else if dropUserID {
+		msg.UserId = ""
 	}
 	if err := s.profile.AdaptPublishing(&msg); err != nil {
 		return err
@@ -38,6 +47,9 @@ func (s *session) onSend(f *codec.Frame) error {
 	}
 	dest, err := mapping.ParseDestination(destValue, codec.CmdSend)
 	if err != nil {
+		return err
+	}
+	if err := s.allow(auth.VerbSend, destValue); err != nil { // acl.go
 		return err
 	}
 	var tx *transaction

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/stompgate/stompgate/gateway/admin"
+	"github.com/stompgate/stompgate/gateway/auth"
 	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/config"
 	"github.com/stompgate/stompgate/gateway/ws"
@@ -40,6 +42,7 @@ type Server struct {
 	metrics   *admin.Metrics // nil without admin.listen
 	registry  *prometheus.Registry
 	probe     *admin.BrokerProbe // for /readyz
+	authz     *authority         // token verifier and acl.rules (token.go); Reload swaps the rules
 
 	mu          sync.Mutex // guards the listeners, the HTTP servers, sessions, serving, closing
 	listener    net.Listener
@@ -66,6 +69,9 @@ func NewServer(cfg config.Config, log logrus.FieldLogger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, dial: dial, obs: nopObserver{}, sessions: make(map[*session]struct{})}
+	if s.authz, err = newAuthority(&s.cfg, log); err != nil {
+		return nil, err
+	}
 	if cfg.TLS.Listen != "" || (cfg.WebSocket.Listen != "" && cfg.WebSocket.TLS) {
 		if s.tlsConfig, err = config.ServerTLS(cfg.TLS); err != nil {
 			return nil, err
@@ -368,6 +374,7 @@ func (s *Server) startSession(conn net.Conn, transport string) {
 	sess := newSession(&s.cfg, conn, s.dial, s.log.WithField("transport", transport))
 	sess.transport = transport
 	sess.obs = s.obs
+	sess.authz = s.authz
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -422,6 +429,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.closeListeners(true)
+		s.authz.close()
 		return nil
 	case <-ctx.Done():
 		s.Close()
@@ -441,6 +449,7 @@ func (s *Server) Close() {
 		go sess.kill()
 	}
 	s.mu.Unlock()
+	s.authz.close()
 }
 
 // Run listens on cfg.Listen, logs where once it accepts connections, and
@@ -470,6 +479,7 @@ func Run(ctx context.Context, cfg config.Config, log logrus.FieldLogger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
+	go serveReloads(ctx, srv, log) // reload.go: SIGHUP
 	select {
 	case err := <-serveErr:
 		return err
@@ -502,4 +512,28 @@ func (s *Server) readiness(ctx context.Context) string {
 		return strings.TrimSpace(err.Error())
 	}
 	return ""
+}
+
+// Reload installs new acl.rules and re-reads auth.jwt.jwks_file (on
+// SIGHUP; the other auth.jwt keys need a restart). Every live session then
+// checks its subscriptions again on its own loop and ends, with ERROR
+// "Access refused", if one is no longer allowed. On error nothing changes.
+func (s *Server) Reload(acl config.ACLConfig) error {
+	rules, err := auth.NewRules(acl.AuthRules())
+	if err != nil {
+		return fmt.Errorf("acl.rules: %w", err)
+	}
+	if s.authz.verifier != nil {
+		if err := s.authz.verifier.Reload(); err != nil {
+			return fmt.Errorf("auth.jwt.jwks_file: %w", err)
+		}
+	}
+	s.authz.rules.Store(rules)
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.rulesChanged()
+	}
+	s.mu.Unlock()
+	s.log.WithField("rules", rules.Len()).Info("reloaded acl.rules and the JWKS file")
+	return nil
 }

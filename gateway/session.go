@@ -47,6 +47,11 @@ type session struct {
 	transport string
 	obs       Observer
 	trace     bool // log every frame (logrus trace level only)
+	// authz is the Server's token verifier and acl.rules (token.go), set
+	// before run; nil: no token logins, no rules. recheck (cap 1) tells the
+	// loop that the rules were reloaded (acl.go).
+	authz   *authority
+	recheck chan struct{}
 
 	shutdownCh   chan struct{} // closed by shutdown(): finish gracefully
 	shutdownOnce sync.Once
@@ -106,6 +111,7 @@ type session struct {
 	hdrBuf      codec.Headers
 	// publishes since the last flushBrokerWrites whose socket write was held
 	heldPublishes int
+	tok           tokenState // identity, token expiry and rule checker (token.go)
 }
 
 // inboundItem is one decoded frame, or the error that ended reading.
@@ -135,6 +141,7 @@ func newSession(cfg *config.Config, conn net.Conn, dial broker.Dialer, log logru
 		shutdownCh: make(chan struct{}),
 		killCh:     make(chan struct{}),
 		done:       make(chan struct{}),
+		recheck:    make(chan struct{}, 1),
 	}
 }
 
@@ -274,7 +281,7 @@ func (s *session) connect() error {
 	}
 	sendInterval, recvInterval := negotiateHeartbeat(s.cfg.Heartbeat, cx, cy)
 
-	login, err := s.credentials(f.Headers)
+	login, err := s.authenticate(f.Headers) // token.go: a bearer token, else credentials
 	if err != nil {
 		return err
 	}
@@ -306,7 +313,7 @@ func (s *session) connect() error {
 		}
 		switch {
 		case errors.Is(err, broker.ErrAccessRefused):
-			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", login.Login))
+			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", s.loginName(login)))
 		case errors.Is(err, broker.ErrVHostRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Virtual host '%s' access denied", vhost))
 		default:
@@ -351,6 +358,7 @@ func (s *session) connect() error {
 	s.writerErr = make(chan error, 1)
 	s.writerDone = make(chan struct{})
 	s.out.startWriter = func() { go s.runWriter(w) }
+	s.armExpiry() // a token session ends at its token's expiry
 	// The codec never escapes CONNECTED (STOMP 1.2), whatever the version.
 	s.queueFrame(connected, nil)
 	s.loopStarted.Store(true)

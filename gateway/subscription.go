@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stompgate/stompgate/gateway/auth"
 	"github.com/stompgate/stompgate/gateway/broker"
 	"github.com/stompgate/stompgate/gateway/codec"
 	"github.com/stompgate/stompgate/mapping"
@@ -78,6 +79,9 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 	}
 	dest, err := mapping.ParseDestination(destValue, codec.CmdSubscribe)
 	if err != nil {
+		return err
+	}
+	if err := s.allow(auth.VerbSubscribe, destValue); err != nil { // acl.go
 		return err
 	}
 	plan, err := mapping.PlanSubscription(dest, f.Headers, s.subscribeOptions())

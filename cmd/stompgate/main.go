@@ -192,7 +192,8 @@ func serve(c *cli.Context, runGateway gatewayRunner) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	if err := runGateway(c.Context, cfg, log); err != nil {
+	ctx := gateway.WithReloads(c.Context, reloadOnSIGHUP(c, cfg, log))
+	if err := runGateway(ctx, cfg, log); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	return nil
@@ -249,4 +250,45 @@ func newLogger(cfg config.LogConfig, out io.Writer) (*logrus.Logger, error) {
 		return nil, fmt.Errorf("log.format: must be text or json, got %q", cfg.Format)
 	}
 	return log, nil
+}
+
+// reloadOnSIGHUP turns each SIGHUP into a reload: the config file (when
+// --config is set) is loaded and validated again and its acl section
+// handed to the gateway, which also re-reads auth.jwt.jwks_file. Other
+// keys need a restart. A file that no longer loads is logged and ignored.
+func reloadOnSIGHUP(c *cli.Context, cfg config.Config, log logrus.FieldLogger) <-chan config.ACLConfig {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reloads := make(chan config.ACLConfig)
+	ctx := c.Context
+	path := ""
+	if c.IsSet("config") {
+		path = c.String("config")
+	}
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return
+			}
+			acl := cfg.ACL
+			if path != "" {
+				next, err := config.Load(path)
+				if err != nil {
+					log.WithError(err).Error("SIGHUP: the config file does not load; nothing reloaded")
+					continue
+				}
+				acl = next.ACL
+			}
+			log.Info("SIGHUP: reloading acl.rules and the JWKS file")
+			select {
+			case reloads <- acl:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reloads
 }

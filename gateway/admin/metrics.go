@@ -35,6 +35,8 @@ type Metrics struct {
 	brokerProfile    *prometheus.GaugeVec
 	resumes          *prometheus.CounterVec
 	resumeSeconds    prometheus.Histogram
+	accessDenied     *prometheus.CounterVec
+	accessDeniedCap  labelCap
 	errorMessages    labelCap
 	brokerProfileCap labelCap
 }
@@ -96,6 +98,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from a lost AMQP connection to the session running on a new one.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 13), // 10 ms .. ~41 s
 		}),
+		accessDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stompgate_access_denied_total",
+			Help: "SENDs and SUBSCRIBEs refused by acl.rules, by deciding rule (rule_<index>, 0-based) or default_deny (no rule matched); subscriptions ended by a reload count too.",
+		}, []string{"rule"}),
 		brokerProfile: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stompgate_broker_profile_info",
 			Help: "1 for each broker profile that sessions have identified.",
@@ -103,9 +109,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.errorMessages.limit = maxLabelValues
 	m.brokerProfileCap.limit = 8
+	m.accessDeniedCap.limit = maxLabelValues
 	reg.MustRegister(m.sessionsOpen, m.sessionsTotal, m.sessionCloses, m.framesIn, m.framesOut,
 		m.published, m.delivered, m.receiptLatency, m.errors, m.brokerConns, m.brokerConnsOpen, m.brokerProfile,
-		m.resumes, m.resumeSeconds)
+		m.resumes, m.resumeSeconds, m.accessDenied)
 	// Pre-create the series that dashboards and alerts expect at zero.
 	for _, t := range []string{"tcp", "tls", "ws", "wss"} {
 		m.sessionsOpen.WithLabelValues(t)
@@ -215,4 +222,9 @@ func (c *labelCap) value(v string) string {
 	}
 	c.seen[v] = struct{}{}
 	return v
+}
+
+// AccessDenied implements Observer.
+func (m *Metrics) AccessDenied(rule string) {
+	m.accessDenied.WithLabelValues(m.accessDeniedCap.value(rule)).Inc()
 }

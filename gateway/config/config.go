@@ -22,6 +22,9 @@ type Config struct {
 	Flow         FlowConfig         `yaml:"flow"`
 	Transactions TransactionsConfig `yaml:"transactions"`
 	Log          LogConfig          `yaml:"log"`
+	// ACL holds the per-destination rules checked at every SEND and
+	// SUBSCRIBE (README "Browsers and tokens"); reloaded on SIGHUP.
+	ACL ACLConfig `yaml:"acl"`
 
 	// The sections below are the deployment surface: STOMP over WebSocket,
 	// STOMP over TLS and the admin HTTP listener (packages gateway/ws and
@@ -131,6 +134,74 @@ type AuthConfig struct {
 	DefaultPasscode string `yaml:"default_passcode"`
 	// LoopbackUsers may only connect from a loopback client address.
 	LoopbackUsers []string `yaml:"loopback_users"`
+	// JWT configures bearer-token (JWT) logins; off unless jwks_file or
+	// jwks_url is set.
+	JWT JWTConfig `yaml:"jwt"`
+}
+
+// Broker modes of token sessions (auth.jwt.broker_mode).
+const (
+	// BrokerModeGateway: the gateway is the authority; the AMQP side logs
+	// in with service_user and service_passcode.
+	BrokerModeGateway = "gateway"
+	// BrokerModePassthrough: the token is the AMQP password (RabbitMQ's
+	// OAuth2 backend); a renewal sends connection.update-secret.
+	BrokerModePassthrough = "passthrough"
+)
+
+// JWTConfig is bearer-token login (package gateway/auth). A token arrives
+// in CONNECT's passcode without login, in an "Authorization: Bearer"
+// CONNECT header, or on the WebSocket upgrade (Authorization header or
+// access_token query parameter).
+type JWTConfig struct {
+	// JWKSFile is a JWK Set file with the signing keys; re-read on SIGHUP.
+	JWKSFile string `yaml:"jwks_file"`
+	// JWKSURL is an https URL of the JWK Set, cached, refetched every
+	// JWKSRefreshInterval and for an unknown kid (rate-limited).
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSRefreshInterval is the period of the background refetch of
+	// JWKSURL.
+	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
+	// CAFile is a PEM bundle of CAs that verify the JWKSURL server; empty:
+	// the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Issuer, when set, must equal the iss claim.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be the aud claim or one of its elements.
+	Audience string `yaml:"audience"`
+	// Leeway is the clock skew tolerated on exp and nbf, at CONNECT and
+	// for the session's expiry.
+	Leeway time.Duration `yaml:"leeway"`
+	// UserClaim names the claim that holds the login name.
+	UserClaim string `yaml:"user_claim"`
+	// Algorithms is the allow-list of JWS algorithms (asymmetric only).
+	Algorithms []string `yaml:"algorithms"`
+	// Required refuses CONNECTs without a token (login/passcode).
+	Required bool `yaml:"required"`
+	// BrokerMode is "gateway" or "passthrough".
+	BrokerMode string `yaml:"broker_mode"`
+	// ServiceUser and ServicePasscode are the AMQP login of token sessions
+	// in gateway mode.
+	ServiceUser     string `yaml:"service_user"`
+	ServicePasscode string `yaml:"service_passcode"`
+}
+
+// Enabled reports whether token logins are configured.
+func (j JWTConfig) Enabled() bool { return j.JWKSFile != "" || j.JWKSURL != "" }
+
+// ACLConfig is the per-destination rule list. Empty: everything is allowed
+// (the broker decides). Otherwise the first rule whose destination pattern
+// matches decides, and a destination no rule matches is denied.
+type ACLConfig struct {
+	Rules []ACLRule `yaml:"rules"`
+}
+
+// ACLRule is one rule: the verbs it allows ("send", "subscribe"; empty: a
+// deny rule) on destinations matching Destination, a pattern with '*' and
+// the templates {user} and {claim:NAME}.
+type ACLRule struct {
+	Allow       []string `yaml:"allow"`
+	Destination string   `yaml:"destination"`
 }
 
 // VHostsConfig maps the CONNECT host header to a vhost (semantics 2.4).
@@ -251,7 +322,14 @@ func DefaultConfig() Config {
 		},
 		Auth: AuthConfig{
 			LoopbackUsers: []string{"guest"},
+			JWT: JWTConfig{
+				JWKSRefreshInterval: 15 * time.Minute,
+				UserClaim:           "sub",
+				Algorithms:          []string{"RS256", "ES256", "EdDSA"},
+				BrokerMode:          BrokerModeGateway,
+			},
 		},
+		ACL: ACLConfig{Rules: []ACLRule{}},
 		VHosts: VHostsConfig{
 			Default:  "/",
 			Map:      map[string]string{},

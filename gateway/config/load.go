@@ -20,6 +20,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
+
+	"github.com/stompgate/stompgate/gateway/auth"
 )
 
 // Load reads the YAML file at path on top of DefaultConfig and
@@ -243,6 +245,7 @@ func (c *Config) Validate() error {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 
 	v.deployment(c)
+	v.tokens(c)
 
 	return errors.Join(v.problems...)
 }
@@ -405,4 +408,74 @@ func BrokerURLs(list string) ([]string, error) {
 		return nil, errors.New("amqp.url is empty")
 	}
 	return urls, nil
+}
+
+// tokens checks auth.jwt and acl.rules. The rules are compiled here, so
+// check-config reports a bad pattern by its index.
+func (v *validator) tokens(c *Config) {
+	j := c.Auth.JWT
+	v.oneOf("auth.jwt.broker_mode", j.BrokerMode, BrokerModeGateway, BrokerModePassthrough)
+	if j.JWKSURL != "" {
+		if u, err := url.Parse(j.JWKSURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.add("auth.jwt.jwks_url", "must be an https:// URL, got %q", j.JWKSURL)
+		}
+	}
+	if j.Leeway < 0 {
+		v.add("auth.jwt.leeway", "must be >= 0, got %v", j.Leeway)
+	}
+	v.positiveDuration("auth.jwt.jwks_refresh_interval", j.JWKSRefreshInterval)
+	v.nonEmpty("auth.jwt.user_claim", j.UserClaim)
+	if len(j.Algorithms) == 0 {
+		v.add("auth.jwt.algorithms", "must name at least one algorithm, got []")
+	} else if err := auth.CheckAlgorithms(j.Algorithms); err != nil {
+		v.add("auth.jwt.algorithms", "%v", err)
+	}
+	if j.CAFile != "" {
+		if _, err := os.ReadFile(j.CAFile); err != nil {
+			v.add("auth.jwt.ca_file", "cannot read %q: %v", j.CAFile, err)
+		}
+	}
+	if !j.Enabled() {
+		if j.Required {
+			v.add("auth.jwt.required", "is true but neither auth.jwt.jwks_file nor auth.jwt.jwks_url is set")
+		}
+	} else {
+		switch j.BrokerMode {
+		case BrokerModeGateway:
+			if j.ServiceUser == "" || j.ServicePasscode == "" {
+				v.add("auth.jwt.service_user", "auth.jwt.service_user and auth.jwt.service_passcode must be set in broker_mode gateway (user %q)", j.ServiceUser)
+			}
+		case BrokerModePassthrough:
+			if c.AMQP.SharedConnections {
+				v.add("auth.jwt.broker_mode", "passthrough needs one AMQP connection per session (each has its own token): amqp.shared_connections must be false")
+			}
+		}
+	}
+	rules := make([]auth.Rule, 0, len(c.ACL.Rules))
+	for i, r := range c.ACL.Rules {
+		rule := auth.Rule{Destination: r.Destination}
+		for _, verb := range r.Allow {
+			if verb != string(auth.VerbSend) && verb != string(auth.VerbSubscribe) {
+				v.add(fmt.Sprintf("acl.rules[%d].allow", i), "verbs are send and subscribe, got %q", verb)
+			}
+			rule.Allow = append(rule.Allow, auth.Verb(verb))
+		}
+		rules = append(rules, rule)
+	}
+	if _, err := auth.NewRules(rules); err != nil {
+		v.add("acl.rules", "%v", err)
+	}
+}
+
+// AuthRules converts acl.rules for auth.NewRules (Validate has checked them).
+func (a ACLConfig) AuthRules() []auth.Rule {
+	rules := make([]auth.Rule, 0, len(a.Rules))
+	for _, r := range a.Rules {
+		rule := auth.Rule{Destination: r.Destination}
+		for _, verb := range r.Allow {
+			rule.Allow = append(rule.Allow, auth.Verb(verb))
+		}
+		rules = append(rules, rule)
+	}
+	return rules
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,8 +74,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw, _ := r.Context().Value(rawConnKey{}).(net.Conn)
-	h.StartSession(NewConn(ws, raw, r.RemoteAddr), h.Transport)
+	c := NewConn(ws, raw, r.RemoteAddr)
+	c.upgradeToken = upgradeToken(r)
+	h.StartSession(c, h.Transport)
 }
+
+// upgradeToken is the bearer token of the upgrade request: its
+// "Authorization: Bearer" header, else its access_token query parameter
+// (RFC 6750 2.3; browsers cannot set headers on a WebSocket).
+func upgradeToken(r *http.Request) string {
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if token = strings.TrimSpace(token); token != "" {
+			return token
+		}
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+// UpgradeToken is the bearer token that came with the WebSocket upgrade
+// request, or "". The session uses it when CONNECT carries none.
+func (c *Conn) UpgradeToken() string { return c.upgradeToken }
 
 // Conn is a net.Conn over one WebSocket connection.
 //
@@ -109,6 +128,9 @@ type Conn struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	// upgradeToken is set by Handler before the session starts.
+	upgradeToken string
 }
 
 func NewConn(ws *websocket.Conn, raw net.Conn, remoteAddr string) *Conn {
