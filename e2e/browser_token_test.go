@@ -1,0 +1,80 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stompgate/stompgate/gateway/auth/authtest"
+	"github.com/stompgate/stompgate/gateway/config"
+)
+
+// TestBrowserStompJSTokenRenewal: headless Chromium runs @stomp/stompjs
+// (testdata/browser/token.html), logs in over WebSocket with a token of a
+// few seconds in the access_token query parameter, renews it with
+// client.publish to /gateway/token and a receipt, and is still connected
+// and working after the first token's expiry (issue 13).
+func TestBrowserStompJSTokenRenewal(t *testing.T) {
+	chromium := chromiumPath(t)
+	ensureStompJS(t)
+
+	page := &browserPage{arrived: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewUnstartedServer(page.handler())
+	_ = web.Listener.Close()
+	web.Listener = ln
+	web.Start()
+	defer web.Close()
+
+	key := authtest.NewRSAKey(t, "browser-1")
+	srv, _ := tokenGateway(t, key, func(c *config.Config) {
+		c.WebSocket.Listen = "127.0.0.1:0"
+		c.WebSocket.AllowedOrigins = []string{ln.Addr().String()}
+	})
+	queue := newNames(t).queue("browser-token")
+	first := e2eClaims("alice", 4*time.Second)
+	exp := first["exp"].(int64)
+	pageURL := web.URL + "/token.html?" + url.Values{
+		"ws":    {"ws://" + srv.WebSocketAddr().String() + "/ws"},
+		"queue": {queue},
+		"token": {authtest.Sign(t, key, first)},
+		"renew": {authtest.Sign(t, key, e2eClaims("alice", time.Minute))},
+		"exp":   {strconv.FormatInt(exp, 10)},
+	}.Encode()
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-first-run", "--no-default-browser-check",
+		"--user-data-dir="+t.TempDir(),
+		"--dump-dom", pageURL)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v (ctx: %v)\nstderr (end):\n%s", err, ctx.Err(), lastLines(stderr.String(), 30))
+	}
+	page.mu.Lock()
+	posted := page.result
+	page.mu.Unlock()
+	want := "OK renewed=true body=after renewal " + queue
+	if posted != want {
+		t.Errorf("the page posted %q, want %q\nDOM:\n%s\nchromium stderr (end):\n%s", posted, want, dom, lastLines(stderr.String(), 30))
+	}
+	if time.Now().Unix() <= exp {
+		t.Errorf("the page finished before the first token expired: the renewal was not needed")
+	}
+}
