@@ -232,7 +232,23 @@ type STOMPConfig struct {
 	// gateway declares when the frame names none: "" (the broker's
 	// default), "classic" or "quorum". An x-queue-type header overrides it.
 	DefaultQueueType string `yaml:"default_queue_type"`
+	// Dialect is "" (RabbitMQ's STOMP plugin) or "activemq": ActiveMQ's
+	// SEND headers (expires, AMQ_SCHEDULED_DELAY, AMQ_SCHEDULED_TIME), its
+	// topic wildcard ">" and its MESSAGE headers (expires, timestamp in ms,
+	// priority, persistent, the delivery count). The headers the plugin
+	// has no meaning for (selector, activemq.*) work in both (issue 14).
+	Dialect string `yaml:"dialect"`
+	// MaxRedeliveries is how often a NACKed message is delivered again
+	// before it is dead-lettered; 0 means no limit. The SUBSCRIBE header
+	// max-redeliveries overrides it per subscription.
+	MaxRedeliveries int `yaml:"max_redeliveries"`
+	// MaxScheduledDelay is the longest AMQ_SCHEDULED_DELAY accepted; it
+	// bounds the number of delay queues per target exchange.
+	MaxScheduledDelay time.Duration `yaml:"max_scheduled_delay"`
 }
+
+// DialectActiveMQ is the stomp.dialect value for ActiveMQ's headers.
+const DialectActiveMQ = "activemq"
 
 // HeartbeatConfig is STOMP heart-beating (semantics 3).
 type HeartbeatConfig struct {
@@ -341,6 +357,7 @@ func DefaultConfig() Config {
 			DefaultNackRequeue:   true,
 			DisconnectTimeout:    10 * time.Second,
 			ErrorLinger:          time.Second,
+			MaxScheduledDelay:    7 * 24 * time.Hour,
 		},
 		Heartbeat: HeartbeatConfig{
 			SendMin:   500 * time.Millisecond,

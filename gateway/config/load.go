@@ -201,6 +201,11 @@ func (c *Config) Validate() error {
 	v.nonEmpty("stomp.default_topic_exchange", c.STOMP.DefaultTopicExchange)
 	v.positiveDuration("stomp.disconnect_timeout", c.STOMP.DisconnectTimeout)
 	v.positiveDuration("stomp.error_linger", c.STOMP.ErrorLinger)
+	v.oneOf("stomp.dialect", c.STOMP.Dialect, "", DialectActiveMQ)
+	if c.STOMP.MaxRedeliveries < 0 {
+		v.add("stomp.max_redeliveries", "must be >= 0 (0: no limit), got %d", c.STOMP.MaxRedeliveries)
+	}
+	v.positiveDuration("stomp.max_scheduled_delay", c.STOMP.MaxScheduledDelay)
 
 	v.positiveDuration("heartbeat.send_min", c.Heartbeat.SendMin)
 	v.positiveDuration("heartbeat.recv_min", c.Heartbeat.RecvMin)
