@@ -21,11 +21,18 @@
 //	gateway/admin      /healthz, /readyz, /metrics, pprof; the Prometheus
 //	                   Metrics behind the Observer interface
 //	gateway/ws         the WebSocket transport (a net.Conn per upgrade)
+//	gateway/auth       bearer tokens (JWT against a JWKS) and acl.rules
 //	mapping            destinations and headers ⇄ AMQP plans (pure)
 //
 // Imports go one way: gateway may import all of them; broker imports config
-// and codec; admin imports config and codec; ws, config, codec and mapping
-// import no other stompgate package.
+// and codec; admin imports config and codec; config imports auth (to check
+// acl.rules); ws, auth, codec and mapping import no other stompgate package.
+//
+// Token logins and rules (token.go, acl.go, expiry.go): a session's
+// identity comes from a verified token or its login; its expiry is a timer
+// the loop selects on plus a cutoff in the outbound queue, so nothing is
+// written after it; rules are checked by the loop at SEND and SUBSCRIBE and
+// again for live subscriptions when Server.Reload signals session.recheck.
 //
 // # Design
 //

@@ -192,7 +192,11 @@ func serve(c *cli.Context, runGateway gatewayRunner) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	ctx := gateway.WithReloads(c.Context, reloadOnSIGHUP(c, cfg, log))
+	path := ""
+	if c.IsSet("config") {
+		path = c.String("config")
+	}
+	ctx := gateway.WithReloads(c.Context, reloadOnSIGHUP(c.Context, path, cfg, log))
 	if err := runGateway(ctx, cfg, log); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -252,19 +256,14 @@ func newLogger(cfg config.LogConfig, out io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
-// reloadOnSIGHUP turns each SIGHUP into a reload: the config file (when
-// --config is set) is loaded and validated again and its acl section
+// reloadOnSIGHUP turns each SIGHUP into a reload until ctx ends: the
+// config file at path (--config; "" keeps cfg's acl) is loaded and validated again and its acl section
 // handed to the gateway, which also re-reads auth.jwt.jwks_file. Other
 // keys need a restart. A file that no longer loads is logged and ignored.
-func reloadOnSIGHUP(c *cli.Context, cfg config.Config, log logrus.FieldLogger) <-chan config.ACLConfig {
+func reloadOnSIGHUP(ctx context.Context, path string, cfg config.Config, log logrus.FieldLogger) <-chan config.ACLConfig {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reloads := make(chan config.ACLConfig)
-	ctx := c.Context
-	path := ""
-	if c.IsSet("config") {
-		path = c.String("config")
-	}
 	go func() {
 		defer signal.Stop(hup)
 		for {
