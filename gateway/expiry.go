@@ -36,3 +36,11 @@ func (o *outbound) expire() {
 	o.refBytes = 0
 	o.cutoff = time.Time{}
 }
+
+// pastCutoff reports whether the token's expiry has passed (and the loop
+// has not yet dropped what was queued).
+func (o *outbound) pastCutoff() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pastCutoffLocked()
+}

@@ -235,6 +235,19 @@ func (s *session) tokenExpired() error {
 	return errTokenExpired
 }
 
+// expiredInstead is err, unless the session's token expired before the loop
+// returned for another reason (a client frame or a broker event that came
+// in the same instant): then the queued frames are dropped and the session
+// ends with "Token expired", since nothing else may be written after the
+// expiry. Only called from the session goroutine, after the loop.
+func (s *session) expiredInstead(err error) error {
+	if errors.Is(err, errTokenExpired) || !s.out.pastCutoff() {
+		return err
+	}
+	s.out.expire()
+	return errTokenExpired
+}
+
 // renewToken handles a SEND to tokenDestination: the token header's JWT
 // replaces the session's after the same checks as at CONNECT, and must
 // name the same subject (auth.SameSubject). In passthrough mode the broker
