@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -409,4 +411,45 @@ func TestTokenPassthroughOAuthNode(t *testing.T) {
 	expectFrame(t, c, "CONNECTED")
 	send(t, c, "SUBSCRIBE\nid:0\ndestination:/queue/"+queue+"-3\n\n\x00")
 	expectFrame(t, c, "ERROR")
+}
+
+// In broker_mode gateway every token session logs in to RabbitMQ as the
+// service user, so token sessions share pooled AMQP connections.
+func TestTokenGatewayModeSharedConnections(t *testing.T) {
+	key := authtest.NewRSAKey(t, "e2e-shared")
+	srv, _ := tokenGateway(t, key, func(c *config.Config) { c.AMQP.SharedConnections = true })
+	queue := newNames(t).queue("shared")
+	var conns []*rawConn
+	for _, user := range []string{"alice", "bob", "carol"} {
+		c := connectToken(t, srv.Addr().String(), authtest.Sign(t, key, e2eClaims(user, time.Minute)))
+		expectFrame(t, c, "CONNECTED")
+		conns = append(conns, c)
+	}
+	send(t, conns[0], "SUBSCRIBE\nid:0\ndestination:/queue/"+queue+"\nreceipt:s\n\n\x00")
+	expectFrame(t, conns[0], "RECEIPT")
+	send(t, conns[2], "SEND\ndestination:/queue/"+queue+"\nreceipt:p\n\nshared\x00")
+	expectFrame(t, conns[2], "RECEIPT")
+	if m := expectFrame(t, conns[0], "MESSAGE"); string(m.Body) != "shared" {
+		t.Fatalf("MESSAGE %s", m)
+	}
+}
+
+// A non-browser WebSocket client sends the token as an Authorization
+// header on the upgrade; CONNECT then needs no credentials.
+func TestTokenOnWebSocketUpgradeHeader(t *testing.T) {
+	key := authtest.NewRSAKey(t, "e2e-ws")
+	srv, _ := tokenGateway(t, key, func(c *config.Config) { c.WebSocket.Listen = "127.0.0.1:0" })
+	url := "ws://" + srv.WebSocketAddr().String() + "/ws"
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+authtest.Sign(t, key, e2eClaims("alice", time.Minute)))
+	c := dialWS(t, url, &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}, HTTPHeader: h})
+	c.write("CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
+	c.frame("CONNECTED")
+
+	// An expired token in the access_token parameter is refused with an ERROR.
+	bad := dialWS(t, url+"?access_token="+authtest.Sign(t, key, e2eClaims("alice", -time.Minute)), &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
+	bad.write("CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
+	if f := bad.frame("ERROR"); !strings.Contains(f, "message:Bad CONNECT\n") || !strings.Contains(f, "Token expired") {
+		t.Fatalf("ERROR %q, want Bad CONNECT / Token expired", f)
+	}
 }
