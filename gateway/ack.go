@@ -83,6 +83,10 @@ func (s *session) settle(sub *subscription, a txAction) error {
 		return nil // settled meanwhile by a cumulative ack
 	}
 	multiple := sub.ack == mapping.AckClient
+	if a.kind == txNack && a.requeue && sub.amq.maxRedeliveries > 0 {
+		return s.nackCounted(sub, a.seq, multiple) // activemq.go
+	}
+	sub.amq.release(a.seq, multiple)
 	var err error
 	if a.kind == txNack {
 		err = sub.ch.Nack(deliveryTag, multiple, a.requeue)

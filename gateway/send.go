@@ -83,6 +83,15 @@ func (s *session) onSend(f *codec.Frame) error {
 	}
 	msg.Body = f.Body
 	exchange, key := dest.PublishTarget(s.cfg.STOMP.DefaultTopicExchange)
+	if s.activeMQ() {
+		var drop bool
+		if exchange, drop, err = s.activeMQSend(f.Headers, &msg, exchange); err != nil { // activemq.go
+			return err
+		} else if drop {
+			s.sendReceipt(f) // issue 14: expired, not published, answered as usual
+			return nil
+		}
+	}
 	receipt := f.Headers.Value("receipt")
 	if tx != nil {
 		return s.bufferAction(tx, txAction{kind: txSend, exchange: exchange, key: key, msg: msg, receipt: receipt}, int64(len(msg.Body)))

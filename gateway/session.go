@@ -112,6 +112,7 @@ type session struct {
 	// publishes since the last flushBrokerWrites whose socket write was held
 	heldPublishes int
 	tok           tokenState // identity, token expiry and rule checker (token.go)
+	amq           amqSession // ActiveMQ dialect: client-id, delay queues, redeliveries (activemq.go)
 }
 
 // inboundItem is one decoded frame, or the error that ended reading.
@@ -292,6 +293,7 @@ func (s *session) connect() error {
 	}
 	s.id = newSessionID()
 	s.log = s.log.WithField("session", s.id)
+	s.amq.clientID = f.Headers.Value("client-id") // activemq.go: durable subscriptions
 
 	// No overall deadline: each broker URL gets its own amqp.dial_timeout
 	// (broker.NewDialer), so a stalled first broker leaves the next one its full

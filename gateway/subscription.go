@@ -45,6 +45,8 @@ type subscription struct {
 	// outstanding holds the deliveries sent to the client and not yet
 	// acked or nacked (client and client-individual only).
 	outstanding outstandingList
+	// amq: selector, redelivery limit, client-id durable name (activemq.go).
+	amq subAMQ
 }
 
 // subDelivery is one delivery on its way from a forwarder to the loop, or,
@@ -91,6 +93,10 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 	if dest.Kind == mapping.DestQueue {
 		mapping.ApplyDefaultQueueType(plan.Declare, s.cfg.STOMP.DefaultQueueType)
 	}
+	amq, err := s.planActiveMQSubscription(dest, f.Headers, &plan) // activemq.go
+	if err != nil {
+		return err
+	}
 	// Semantics 6.2 step 1: limits and duplicates before anything is
 	// declared, so no queue is left behind and no RECEIPT goes out.
 	if len(s.subs) >= s.cfg.Limits.MaxSubscriptions {
@@ -113,6 +119,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 		queue:   plan.Queue,
 		durable: plan.Durable,
 		plan:    plan,
+		amq:     amq,
 	}
 	if !plan.HasID {
 		sub.id = destValue
@@ -288,6 +295,7 @@ func (s *session) deliver(sd subDelivery) {
 		return
 	}
 	s.profile.AdaptDelivery(d)
+	restoreRedelivery(d) // activemq.go: a counted redelivery's own destination
 	// Message numbers are session-wide, not AMQP delivery tags: a new
 	// channel (a re-subscription with the same id) restarts its tags at 1,
 	// and message-ids must stay unique in a session (STOMP 1.2).
@@ -300,16 +308,26 @@ func (s *session) deliver(sd subDelivery) {
 		HasSubscription: sub.hasID,
 		MessageID:       msgID,
 	}
+	if sub.ack != mapping.AckAuto && s.version == codec.Version12 {
+		info.AckID = msgID
+	}
+	s.hdrBuf = mapping.AppendMessageHeaders(s.hdrBuf[:0], info, d)
+	if s.activeMQ() {
+		s.hdrBuf = activeMQMessageHeaders(s.hdrBuf, d)
+	}
+	if sub.amq.sel != nil && !sub.amq.matches(s.hdrBuf) {
+		// Issue 14: not sent, acknowledged at once (activemq.go).
+		s.skipDelivery(sub, d.DeliveryTag)
+		clear(s.hdrBuf)
+		return
+	}
 	var ack *autoAck
 	if sub.ack == mapping.AckAuto {
 		ack = &autoAck{ch: sub.ch, tag: d.DeliveryTag, deferrable: sub.prefetch >= autoAckMinPrefetch}
 	} else {
 		sub.outstanding.add(seq, d.DeliveryTag)
-		if s.version == codec.Version12 {
-			info.AckID = msgID
-		}
+		sub.amq.hold(seq, d)
 	}
-	s.hdrBuf = mapping.AppendMessageHeaders(s.hdrBuf[:0], info, d)
 	frame := codec.Frame{Command: codec.CmdMessage, Headers: s.hdrBuf, Body: d.Body}
 	s.obs.Delivered()
 	s.queueFrame(&frame, ack)
@@ -318,6 +336,9 @@ func (s *session) deliver(sd subDelivery) {
 
 // onUnsubscribe handles UNSUBSCRIBE (semantics 6.3).
 func (s *session) onUnsubscribe(f *codec.Frame) error {
+	if handled, err := s.activeMQUnsubscribe(f); handled { // activemq.go
+		return err
+	}
 	target, err := mapping.PlanUnsubscribe(f.Headers)
 	if err != nil {
 		return err
