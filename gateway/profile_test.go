@@ -144,8 +144,8 @@ func TestProfileQpidSession(t *testing.T) {
 	after := time.Now().UnixMilli()
 	pub := h.pub()
 	declares := pub.callsOf("QueueDeclare")
-	if len(declares) != 1 || !strings.Contains(declares[0], "args=map[x-qpid-priorities:5]") {
-		t.Errorf("declares %v, want x-qpid-priorities:5 only", declares)
+	if len(declares) != 1 || !strings.Contains(declares[0], "args=map[x-qpid-maximum-delivery-count:1 x-qpid-priorities:5]") {
+		t.Errorf("declares %v, want x-qpid-priorities:5 and x-qpid-maximum-delivery-count:1 only", declares)
 	}
 	msg := pub.waitPublishes(t, 1)[0].Msg
 	abs, err := strconv.ParseInt(msg.Expiration, 10, 64)

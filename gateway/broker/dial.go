@@ -11,6 +11,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stompgate/stompgate/gateway/codec"
 	"github.com/stompgate/stompgate/gateway/config"
 )
 
@@ -136,9 +138,37 @@ func (c amqpConn) FlushHeld()     { c.wire.flushHeld() }
 func (c amqpConn) Channel() (Channel, error) {
 	ch, err := c.Connection.Channel()
 	if err != nil {
-		return nil, err
+		return nil, channelMaxError(err, c.Config.ChannelMax)
 	}
 	return ch, nil
+}
+
+// ChannelMax is the channel-max negotiated on c's AMQP connection (for a
+// shared connection, its pooled connection's), 0 if unknown or unlimited.
+// Qpid Broker-J negotiates 256 whatever the client asks.
+func ChannelMax(c Conn) int {
+	switch c := c.(type) {
+	case amqpConn:
+		return int(c.Config.ChannelMax)
+	case *sharedConn:
+		return ChannelMax(c.pc.real)
+	}
+	return 0
+}
+
+// channelMaxError turns amqp091-go's local "channel id space exhausted"
+// (504, raised before any frame is sent; the connection stays open) into
+// an ERROR that names the limit: each subscription and temp queue of a
+// session needs a channel of its own, plus one to publish.
+func channelMaxError(err error, channelMax uint16) error {
+	if !errors.Is(err, amqp.ErrChannelMax) {
+		return err
+	}
+	return &codec.ProtocolError{
+		Message: "Too many subscriptions",
+		Detail: fmt.Sprintf("The broker allows %d channels per AMQP connection (channel-max) and this one has none left: "+
+			"each subscription and temp queue needs one, plus one for sending.\n", channelMax),
+	}
 }
 
 // Close closes the AMQP connection, waiting at most brokerCloseTimeout for
@@ -246,7 +276,14 @@ func ClassifyDialError(err error) error {
 	if errors.As(err, &amqpErr) {
 		// amqp.ErrVhost has code 403 too: check it before the codes.
 		switch {
+		// Qpid Broker-J refuses a login with 530 "Authentication failed"
+		// (FINDINGS "Login"), the code RabbitMQ uses for a vhost.
+		case amqpErr.Code == amqp.NotAllowed && amqpErr.Reason == "Authentication failed":
+			return fmt.Errorf("%w: %w", ErrAccessRefused, err)
 		case amqpErr == amqp.ErrVhost || amqpErr.Code == amqp.NotAllowed:
+			return fmt.Errorf("%w: %w", ErrVHostRefused, err)
+		// Qpid Broker-J: 404 "Unknown virtual host: 'x'" (FINDINGS "Vhost").
+		case amqpErr.Code == amqp.NotFound && strings.HasPrefix(amqpErr.Reason, "Unknown virtual host"):
 			return fmt.Errorf("%w: %w", ErrVHostRefused, err)
 		case amqpErr == amqp.ErrCredentials || amqpErr.Code == amqp.AccessRefused:
 			return fmt.Errorf("%w: %w", ErrAccessRefused, err)

@@ -27,7 +27,9 @@ import (
 //	expiration on MESSAGE as stored          remaining ms (≥ 1)            as stored
 //	queue arguments       all passed         x-max-priority→x-qpid-        none (x-queue-type
 //	                                         priorities, x-queue-type      classic dropped),
-//	                                         classic dropped, else ERROR   else ERROR
+//	                                         classic dropped, else ERROR;  else ERROR
+//	                                         x-qpid-maximum-delivery-
+//	                                         count 1 added
 //	temp queue names      broker (amq.gen-…) broker                        stompgate-temp-…
 //	exclusive queues      yes                yes                           no: auto-delete only
 //	back-pressure         connection.blocked channel.flow                  confirm cap + TCP
@@ -218,15 +220,24 @@ func (p qpidProfile) AdaptPublishing(msg *amqp.Publishing) error {
 	return nil
 }
 
+// QpidMaxDeliveryCount is the x-qpid-maximum-delivery-count of every
+// queue stompgate declares on Broker-J. Broker-J requeues a message that
+// is nacked or rejected with requeue=false unless the queue has a maximum
+// delivery count (a reject loops, a nack leaves the message stuck and
+// hidden); with 1, NACK requeue:false discards the message as RabbitMQ
+// does without a dead-letter exchange. Neither a requeue=true nack nor a
+// closed channel counts towards it (e2e/testdata/qpid/FINDINGS.md).
+const QpidMaxDeliveryCount = 1
+
 // AdaptQueueArgs keeps what Broker-J understands: x-max-priority becomes
 // x-qpid-priorities, x-queue-type classic is dropped (every Broker-J queue
 // is one), anything else is refused, naming the first argument in sorted
-// order so the ERROR is deterministic.
+// order so the ERROR is deterministic. Broker-J closes the whole AMQP
+// connection (542) on an argument it does not know, so nothing else may
+// reach it. Every declared queue gets x-qpid-maximum-delivery-count
+// (QpidMaxDeliveryCount).
 func (qpidProfile) AdaptQueueArgs(args amqp.Table) (amqp.Table, error) {
-	if len(args) == 0 {
-		return args, nil
-	}
-	out := amqp.Table{}
+	out := amqp.Table{"x-qpid-maximum-delivery-count": int64(QpidMaxDeliveryCount)}
 	for _, name := range sortedKeys(args) {
 		v := args[name]
 		switch {
@@ -236,9 +247,6 @@ func (qpidProfile) AdaptQueueArgs(args amqp.Table) (amqp.Table, error) {
 		default:
 			return nil, notSupported(argumentLabel(name, v), ProfileQpid)
 		}
-	}
-	if len(out) == 0 {
-		return nil, nil
 	}
 	return out, nil
 }

@@ -46,23 +46,21 @@ var garageMQStart = amqp.Table{
 	"version":   "0.1",
 }
 
-// qpidBrokerJ9Start is what Qpid Broker-J 9.x sends on AMQP 0-9-1. It was
-// NOT captured live (Broker-J is not installable here): it is written from
-// Broker-J's source, AMQPConnection_0_8Impl's connection.start, which sends
-// product and version from qpidversion.properties (qpid.name "qpid") and
-// the keys of ServerPropertyNames/ConnectionStartProperties, all as
-// longstr "true"/"false", and no RabbitMQ-style capabilities table.
-// qpid.build and qpid.instance_name are illustrative values.
-var qpidBrokerJ9Start = amqp.Table{
-	"product":                               "qpid",
-	"version":                               "9.2.0",
-	"qpid.build":                            "4f6c3b5e1c",
-	"qpid.instance_name":                    "Broker",
-	"qpid.close_when_no_route":              "true",
-	"qpid.message_compression_supported":    "true",
-	"qpid.confirmed_publish_supported":      "true",
+// qpidBrokerJStart is what a live Qpid Broker-J 10.1.0 sent, as
+// amqp091-go decodes it: testdata/connection-start.bin, captured byte for
+// byte (e2e/testdata/qpid/README.md). TestQpidBrokerJCapturedHandshake
+// replays those bytes and checks that they decode to exactly this table.
+// Every value is a longstr; there is no capabilities table.
+var qpidBrokerJStart = amqp.Table{
+	"product":                               "Apache Qpid Broker-J Core",
+	"version":                               "10.1.0",
+	"qpid.build":                            "90e0ae4d8b6fe71f8638ad1c3fe1b2f71301c009",
+	"qpid.instance_name":                    "stompgate-qpid",
 	"qpid.virtualhost_properties_supported": "true",
+	"qpid.message_compression_supported":    "true",
 	"qpid.queue_lifetime_supported":         "true",
+	"qpid.confirmed_publish_supported":      "true",
+	"qpid.close_when_no_route":              "true",
 }
 
 // withProps returns a copy of base with the given keys replaced (nil
@@ -99,12 +97,12 @@ func TestProfileSelection(t *testing.T) {
 		{"RabbitMQ product as bytes", "auto", withProps(rabbitMQ310Start, "product", []byte("RabbitMQ")), "rabbitmq", rabbitCaps, true},
 		{"RabbitMQ without a capabilities table assumes all", "auto", amqp.Table{"product": "RabbitMQ"}, "rabbitmq", rabbitCaps, true},
 		{"garagemq auto is generic", "auto", garageMQStart, "generic", garageCaps, false},
-		{"Qpid Broker-J 9 auto", "auto", qpidBrokerJ9Start, "qpid", qpidCaps, true},
-		{"Qpid product spelled out", "auto", withProps(qpidBrokerJ9Start, "product", "Apache Qpid Broker-J"), "qpid", qpidCaps, true},
-		{"Qpid without confirmed publish", "auto", withProps(qpidBrokerJ9Start, "qpid.confirmed_publish_supported", nil), "qpid", Capabilities{BasicNack: true}, true},
-		{"Qpid confirmed publish false", "auto", withProps(qpidBrokerJ9Start, "qpid.confirmed_publish_supported", "false"), "qpid", Capabilities{BasicNack: true}, true},
+		{"Qpid Broker-J 10.1.0 auto", "auto", qpidBrokerJStart, "qpid", qpidCaps, true},
+		{"Qpid short product name", "auto", withProps(qpidBrokerJStart, "product", "qpid"), "qpid", qpidCaps, true},
+		{"Qpid without confirmed publish", "auto", withProps(qpidBrokerJStart, "qpid.confirmed_publish_supported", nil), "qpid", Capabilities{BasicNack: true}, true},
+		{"Qpid confirmed publish false", "auto", withProps(qpidBrokerJStart, "qpid.confirmed_publish_supported", "false"), "qpid", Capabilities{BasicNack: true}, true},
 		{"Qpid with a capabilities table: the table wins", "auto",
-			withProps(qpidBrokerJ9Start, "capabilities", amqp.Table{"publisher_confirms": false, "basic.nack": false, "connection.blocked": true}),
+			withProps(qpidBrokerJStart, "capabilities", amqp.Table{"publisher_confirms": false, "basic.nack": false, "connection.blocked": true}),
 			"qpid", Capabilities{ConnectionBlocked: true}, true},
 		{"unknown product is generic", "auto", amqp.Table{"product": "ActiveMQ"}, "generic", Capabilities{}, false},
 		{"no properties at all is generic", "auto", nil, "generic", Capabilities{}, false},
@@ -152,7 +150,7 @@ func profileCaps(t *testing.T, p Profile) Capabilities {
 
 func TestProfileQueueArgs(t *testing.T) {
 	rabbit := SelectProfile("rabbitmq", rabbitMQ310Start)
-	qpid := SelectProfile("qpid", qpidBrokerJ9Start)
+	qpid := SelectProfile("qpid", qpidBrokerJStart)
 	generic := SelectProfile("generic", garageMQStart)
 	tests := []struct {
 		name     string
@@ -165,12 +163,18 @@ func TestProfileQueueArgs(t *testing.T) {
 			amqp.Table{"x-queue-type": "quorum", "x-message-ttl": int64(5), "x-max-priority": int64(3)},
 			amqp.Table{"x-queue-type": "quorum", "x-message-ttl": int64(5), "x-max-priority": int64(3)}, ""},
 		{"rabbitmq nil stays nil", rabbit, nil, nil, ""},
-		{"qpid nil", qpid, nil, nil, ""},
+		{"qpid nil gets a maximum delivery count", qpid, nil, amqp.Table{"x-qpid-maximum-delivery-count": int64(1)}, ""},
 		{"qpid x-max-priority becomes x-qpid-priorities", qpid,
-			amqp.Table{"x-max-priority": int64(10)}, amqp.Table{"x-qpid-priorities": int64(10)}, ""},
+			amqp.Table{"x-max-priority": int64(10)}, amqp.Table{"x-qpid-priorities": int64(10), "x-qpid-maximum-delivery-count": int64(1)}, ""},
 		{"qpid classic queue type dropped", qpid,
-			amqp.Table{"x-queue-type": "classic", "x-max-priority": int64(4)}, amqp.Table{"x-qpid-priorities": int64(4)}, ""},
-		{"qpid only classic leaves no arguments", qpid, amqp.Table{"x-queue-type": "classic"}, nil, ""},
+			amqp.Table{"x-queue-type": "classic", "x-max-priority": int64(4)}, amqp.Table{"x-qpid-priorities": int64(4), "x-qpid-maximum-delivery-count": int64(1)}, ""},
+		{"qpid only classic leaves the delivery count", qpid, amqp.Table{"x-queue-type": "classic"}, amqp.Table{"x-qpid-maximum-delivery-count": int64(1)}, ""},
+		{"qpid expires refused", qpid, amqp.Table{"x-expires": int64(1000)}, nil,
+			"'x-expires' is not supported by broker profile qpid\n"},
+		{"qpid max length refused", qpid, amqp.Table{"x-max-length": int64(10)}, nil,
+			"'x-max-length' is not supported by broker profile qpid\n"},
+		{"qpid dead-letter routing key refused", qpid, amqp.Table{"x-dead-letter-routing-key": "k"}, nil,
+			"'x-dead-letter-routing-key' is not supported by broker profile qpid\n"},
 		{"qpid quorum refused", qpid, amqp.Table{"x-queue-type": "quorum"}, nil,
 			"'x-queue-type: quorum' is not supported by broker profile qpid\n"},
 		{"qpid message ttl refused", qpid, amqp.Table{"x-message-ttl": int64(1000)}, nil,

@@ -138,9 +138,42 @@ func (pc *pooledConn) attach(perConn int) *sharedConn {
 	if pc.closed || len(pc.sessions) >= perConn {
 		return nil
 	}
+	// A broker with a small channel-max (Qpid Broker-J: 256) fills a
+	// connection's channels before its session count: a newcomer goes to
+	// another connection unless channelsPerNewSession are still free.
+	if limit := ChannelMax(pc.real); limit > 0 && pc.channelsInUse()+channelsPerNewSession > limit {
+		return nil
+	}
 	sc := &sharedConn{pc: pc}
 	pc.sessions[sc] = struct{}{}
 	return sc
+}
+
+// channelsPerNewSession is the channel headroom a pooled connection must
+// have left to take another session: its publisher channel and a few
+// subscriptions. A session that opens more than what is left gets ERROR
+// "Too many subscriptions" naming channel-max (channelMaxError).
+const channelsPerNewSession = 8
+
+// channelsInUse counts the open channels of pc's sessions, forgetting
+// the closed ones. Called with pc.mu held (lock order: pc.mu, then sc.mu).
+func (pc *pooledConn) channelsInUse() int {
+	n := 0
+	for sc := range pc.sessions {
+		sc.mu.Lock()
+		open := sc.channels[:0]
+		for _, ch := range sc.channels {
+			if c, ok := ch.(interface{ IsClosed() bool }); ok && c.IsClosed() {
+				continue
+			}
+			open = append(open, ch)
+		}
+		clear(sc.channels[len(open):])
+		sc.channels = open
+		n += len(open)
+		sc.mu.Unlock()
+	}
+	return n
 }
 
 // watch fans out the real connection's notifications until it closes.
