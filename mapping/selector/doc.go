@@ -32,8 +32,9 @@
 // operand is UNKNOWN. AND is FALSE if either side is FALSE, TRUE if both are
 // TRUE, else UNKNOWN; OR is TRUE if either side is TRUE, FALSE if both are
 // FALSE, else UNKNOWN; NOT UNKNOWN is UNKNOWN. x NOT BETWEEN a AND b is
-// NOT (x BETWEEN a AND b), which is x < a OR x > b. A message matches only
-// when the selector is TRUE.
+// x < a OR x > b, as ActiveMQ builds it (for a value that does not convert
+// both comparisons are FALSE, so NOT BETWEEN is FALSE too). A message
+// matches only when the selector is TRUE.
 //
 // # Header values and coercion
 //
@@ -55,8 +56,9 @@
 //     any case is TRUE, every other string is FALSE.
 //   - A string that cannot be read as the number makes the comparison FALSE,
 //     not UNKNOWN (JMS 3.8.1.2: "non-like type values" compare FALSE), so
-//     `NOT (weight > 2)` matches `weight:heavy`. Other mixed types (a
-//     boolean with a number) compare FALSE too.
+//     `NOT (weight > 2)` matches `weight:heavy`; `<>` is NOT (=) as in
+//     ActiveMQ, so `weight <> 2` matches `weight:heavy` and `weight:2.5`.
+//     Other mixed types (a boolean with a number) compare FALSE too.
 //   - Two strings: = and <> compare bytes. < <= > >= between two headers
 //     compare bytewise, so "9" > "10", as ActiveMQ does; with a string
 //     literal they are a syntax error, as in ActiveMQ.

@@ -356,15 +356,18 @@ func compare(op cmpOp, a, b value) value {
 	}
 	// A string (header value or literal) takes the type of a number or
 	// boolean operand (ActiveMQ's convert_string_expressions).
+	// A string that does not convert compares FALSE; <> is NOT (=) in
+	// ActiveMQ (ComparisonExpression.createNotEqual), so it is TRUE then
+	// (n <> 2 matches n:abc on ActiveMQ 5.17.2).
 	if isString(a.k) && !isString(b.k) {
 		var ok bool
 		if a, ok = coerce(a.s, b.k); !ok {
-			return falseV
+			return boolV(op == opNe)
 		}
 	} else if isString(b.k) && !isString(a.k) {
 		var ok bool
 		if b, ok = coerce(b.s, a.k); !ok {
-			return falseV
+			return boolV(op == opNe)
 		}
 	}
 	var c int
@@ -602,6 +605,24 @@ type betweenNode struct {
 
 func (n *betweenNode) eval(g Getter) value {
 	x := n.x.eval(g)
+	if n.not {
+		// ActiveMQ builds NOT BETWEEN as x < lo OR x > hi, which differs
+		// from NOT (x BETWEEN lo AND hi) when a comparison is FALSE for a
+		// string that does not convert (n NOT BETWEEN 2 AND 3 does not
+		// match n:abc on ActiveMQ 5.17.2).
+		lt := truth(compare(opLt, x, n.lo.eval(g)))
+		if lt == True {
+			return resultV(True)
+		}
+		gt := truth(compare(opGt, x, n.hi.eval(g)))
+		switch {
+		case gt == True:
+			return resultV(True)
+		case lt == False && gt == False:
+			return resultV(False)
+		}
+		return resultV(Unknown)
+	}
 	ge := truth(compare(opGe, x, n.lo.eval(g)))
 	var r Result
 	if ge == False {
@@ -612,14 +633,6 @@ func (n *betweenNode) eval(g Getter) value {
 		case le == False:
 			r = False
 		case ge == True && le == True:
-			r = True
-		}
-	}
-	if n.not {
-		switch r {
-		case True:
-			r = False
-		case False:
 			r = True
 		}
 	}

@@ -212,6 +212,16 @@ var evalCases = []struct {
 	{"weight BETWEEN 1 + 1 AND 2 * 2", std, True},
 	{"missing BETWEEN 1 AND 5", std, Unknown},
 	{"missing NOT BETWEEN 1 AND 5", std, Unknown},
+	// ActiveMQ 5.17.2 (e2e/testdata/activemq, selectors): a value that does
+	// not convert makes = and BETWEEN FALSE, <> (NOT =) TRUE, and
+	// NOT BETWEEN (x < a OR x > b) FALSE.
+	{"word <> 2", std, True},
+	{"price <> 2", std, True},
+	{"word = 2", std, False},
+	{"word BETWEEN 2 AND 3", std, False},
+	{"word NOT BETWEEN 2 AND 3", std, False},
+	{"price NOT BETWEEN 2 AND 3", std, False},
+	{"NOT (word NOT BETWEEN 2 AND 3)", std, True},
 	{"weight BETWEEN missing AND 5", std, Unknown},
 	{"weight BETWEEN missing AND 2", std, False}, // FALSE AND UNKNOWN
 	{"weight NOT BETWEEN missing AND 2", std, True},
