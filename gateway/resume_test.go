@@ -261,3 +261,31 @@ func TestResumeGivesUpOnAMessageNackedTooLong(t *testing.T) {
 	}
 	h.waitEnded()
 }
+
+// Heart-beats to the client go on while the session resumes: the writer
+// sends them, not the loop that is busy dialling.
+func TestResumeKeepsHeartbeatsGoing(t *testing.T) {
+	b := newFakeBroker()
+	cfg := resumeConfig()
+	h := startSession(t, tcpPair, cfg, b)
+	h.send(connectFrame("heart-beat:0,40"))
+	h.expectFrame("CONNECTED")
+	b.mu.Lock()
+	b.dialErr = fmt.Errorf("%w: dial tcp: connection refused", broker.ErrUnreachable)
+	b.mu.Unlock()
+	b.conn(t, 0).closeWithError(linkLost)
+	eventually(t, "a resume dial refused", func() bool { return len(b.dialLogins()) >= 2 })
+	h.expectHeartbeats(5) // while no broker answers
+	b.mu.Lock()
+	b.dialErr = nil
+	b.mu.Unlock()
+	b.conn(t, 1) // the resume got through
+	h.send("SEND\ndestination:/queue/out\nreceipt:r1\n\none\x00")
+	pub := b.conn(t, 1).publisher(t)
+	pub.waitPublishes(t, 1)
+	pub.confirm(t, 1, true)
+	f := h.expectFrame("RECEIPT") // after any heart-beats still queued
+	if f.Value("receipt-id") != "r1" {
+		t.Errorf("RECEIPT %s, want r1", f)
+	}
+}
