@@ -253,6 +253,11 @@ func activeMQMessageHeaders(h codec.Headers, d *amqp.Delivery) codec.Headers {
 			continue
 		case mapping.HdrExpires:
 			hasExpires = true
+		default:
+			// RabbitMQ's dead-lettering marks (a delay queue's, here).
+			if strings.HasPrefix(hd.Name, "x-first-death-") || strings.HasPrefix(hd.Name, "x-last-death-") {
+				continue
+			}
 		}
 		out = append(out, hd)
 	}
@@ -314,6 +319,47 @@ func (s *session) activeMQSend(h codec.Headers, msg *amqp.Publishing, exchange s
 		return "", false, err
 	}
 	return plan.Exchange, false, nil
+}
+
+// passiveDeclarer is the part of *amqp.Channel that checks that a queue
+// exists.
+type passiveDeclarer interface {
+	QueueDeclarePassive(name string, durable, autoDelete, exclusive, noWait bool, args amqp.Table) (amqp.Queue, error)
+}
+
+// activeMQQueueExists reports, with stomp.dialect: activemq, whether the
+// /queue queue decl already exists, checked with a passive declare on a
+// scratch channel (a refused one closes only that channel). The gateway
+// then uses it as it is, as ActiveMQ does: its queues are just names, and
+// its activemq.exclusive is a consumer's property, so a SEND or a plain
+// SUBSCRIBE must not fail on a queue declared with
+// x-single-active-consumer (inequivalent arguments). Only called from the
+// session loop.
+func (s *session) activeMQQueueExists(decl *mapping.QueueDeclare) bool {
+	if !s.activeMQ() || decl == nil {
+		return false
+	}
+	if _, done := s.declared[decl.Name]; done {
+		return true
+	}
+	ch, err := s.broker.Channel()
+	if err != nil {
+		return false
+	}
+	defer func() { _ = ch.Close() }()
+	pd, ok := ch.(passiveDeclarer)
+	if !ok {
+		return false
+	}
+	if _, err := pd.QueueDeclarePassive(decl.Name, decl.Durable, decl.AutoDelete, false, false, nil); err != nil {
+		return false
+	}
+	if len(s.declared) >= maxDeclaredCache {
+		clear(s.declared)
+	}
+	s.declared = lazyMap(s.declared)
+	s.declared[decl.Name] = struct{}{}
+	return true
 }
 
 // exchangeDeclarer is the part of *amqp.Channel the delay queues need

@@ -65,7 +65,7 @@ func (s *session) onSend(f *codec.Frame) error {
 		return err
 	}
 	mapping.ApplyDefaultQueueType(decl, s.cfg.STOMP.DefaultQueueType)
-	if decl != nil {
+	if decl != nil && !s.activeMQQueueExists(decl) { // activemq.go
 		pub, err := s.publisher()
 		if err != nil {
 			return err

@@ -124,7 +124,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 	if !plan.HasID {
 		sub.id = destValue
 	}
-	if plan.Declare != nil {
+	if plan.Declare != nil && !(dest.Kind == mapping.DestQueue && s.activeMQQueueExists(plan.Declare)) { // activemq.go
 		args, err := s.profile.AdaptQueueArgs(plan.Declare.Args)
 		if err != nil {
 			_ = ch.Close()
