@@ -282,4 +282,3 @@ func (n *names) addQueue(q string) {
 	n.queues = append(n.queues, q)
 	n.mu.Unlock()
 }
-
