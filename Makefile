@@ -71,9 +71,11 @@ activemq:
 e2e-only: stomp-plugin
 	$(GO) test -race -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
-## fuzz: a short run of the codec's frame reader fuzzer
+## fuzz: short runs of the codec's frame reader fuzzer and the selector
+## parser's fuzzer (issue 14)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./gateway/codec
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./mapping/selector
 
 ## lint: gofmt, go vet and staticcheck (the cheap, always-on linters)
 lint: fmt-check vet staticcheck
@@ -116,6 +118,7 @@ soak: broker
 ## (direct AMQP, stompgate, RabbitMQ's STOMP plugin; issue 6); BENCH_FLAGS="-rounds 5 -duration 3s"
 bench: broker
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/codec ./mapping
+	$(GO) test -run '^$$' -bench '^BenchmarkSelectorDelivery$$' -benchmem ./gateway
 	$(GO) run ./e2e/bench -amqp '$(AMQP_URL)' -plugin "$$(bash scripts/ensure-stomp-plugin.sh)" $(BENCH_FLAGS)
 
 ## deps: Debian STOMP clients for e2e, gcc for -race, pinned staticcheck
