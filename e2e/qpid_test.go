@@ -443,6 +443,48 @@ func TestQpidBrokerJ(t *testing.T) {
 		})
 	}
 
+	t.Run("refused: exclusive durable queue", func(t *testing.T) {
+		queue := name("exdur")
+		c := connectRaw(t, addr, "1.2")
+		send(t, c, "SEND\ndestination:/queue/"+queue+"\nexclusive:true\nreceipt:r\n\nx\x00")
+		expectError(t, c, "Invalid header", "r",
+			"'exclusive' queues must not be durable on broker profile qpid: queue '"+queue+"' (Qpid Broker-J would close the AMQP connection)\n")
+		if _, err := broker.depth(t, queue); err == nil {
+			t.Errorf("queue %s was declared despite the refusal", queue)
+		}
+		// Not durable, it is fine (and goes with the session).
+		c = connectRaw(t, addr, "1.2")
+		send(t, c, "SUBSCRIBE\nid:x\ndestination:/queue/"+name("exclusive")+"\nexclusive:true\ndurable:false\nreceipt:r\n\n\x00")
+		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "r")
+	})
+
+	t.Run("a /queue made on Broker-J's side without a delivery count", func(t *testing.T) {
+		queue := name("plain")
+		broker.deleteAtCleanup(t, queue)
+		if err := broker.do(t, "declare", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare(queue, true, false, false, false, nil)
+			return err
+		}); err != nil {
+			t.Fatalf("declare %s: %v", queue, err)
+		}
+		c := connectRaw(t, addr, "1.2")
+		send(t, c, "SUBSCRIBE\nid:p\ndestination:/queue/"+queue+"\nack:client\nreceipt:s\n\n\x00")
+		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "s")
+		send(t, c, "SEND\ndestination:/queue/"+queue+"\n\nx\x00")
+		m := expectFrame(t, c, "MESSAGE")
+		send(t, c, "NACK\nid:"+ackHeader(t, m)+"\nrequeue:false\nreceipt:n\n\n\x00")
+		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "n")
+		if f, err := readFrame(c, 500*time.Millisecond); err == nil {
+			t.Errorf("a frame after NACK requeue:false: %s", f)
+		}
+		disconnectRaw(t, c)
+		// Broker-J ignores the arguments of a redeclare: the queue keeps no
+		// delivery count, and the NACKed message stays (README).
+		if n, err := broker.depth(t, queue); err != nil || n != 1 {
+			t.Errorf("%s after NACK requeue:false: %d messages (err %v), want 1", queue, n, err)
+		}
+	})
+
 	t.Run("x-max-priority maps to x-qpid-priorities", func(t *testing.T) {
 		queue := name("prio")
 		broker.deleteAtCleanup(t, queue)
@@ -591,6 +633,10 @@ func TestQpidBrokerJSharedConnections(t *testing.T) {
 	bystander := connectRaw(t, addr, "1.2")
 	send(t, bystander, "SUBSCRIBE\nid:b\ndestination:/queue/"+queue+"\nreceipt:b\n\n\x00")
 	expectFrame(t, bystander, "RECEIPT")
+	// Its publisher channel opens with its first SEND; channels taken
+	// later by a neighbour are not reserved for it (README).
+	send(t, bystander, "SEND\ndestination:/queue/"+queue+"\nreceipt:first\n\nfirst\x00")
+	expectFrames(t, bystander, "RECEIPT", "MESSAGE")
 
 	// A session refused for a queue argument leaves its pooled connection,
 	// and the bystander on it, alone.
@@ -598,21 +644,20 @@ func TestQpidBrokerJSharedConnections(t *testing.T) {
 	send(t, bad, "SEND\ndestination:/queue/"+name("bad")+"\nx-max-length:1\nreceipt:r\n\nx\x00")
 	expectError(t, bad, "Invalid header", "r", "'x-max-length' is not supported by broker profile qpid\n")
 
-	// A greedy session fills channels; later sessions still connect and
-	// work (another pooled connection), and the greedy one gets the ERROR
-	// that names channel-max.
+	// A greedy session on the same pooled connection holds 250
+	// subscriptions: with the bystander's, 252 of its 256 channels are
+	// taken. Later sessions (2 channels each) must go to another pooled
+	// connection; on this one the third would have had none left.
 	greedy := connectRaw(t, addr, "1.2")
-	var errFrame *rawFrame
-	for i := 0; i < 300 && errFrame == nil; i++ {
+	subscribe := func(i int) *rawFrame {
 		send(t, greedy, fmt.Sprintf("SUBSCRIBE\nid:%d\ndestination:/topic/%s\nreceipt:r%d\n\n\x00", i, name("many"), i))
-		if f := readAnyFrame(t, greedy); f.Command == "ERROR" {
-			errFrame = f
+		return readAnyFrame(t, greedy)
+	}
+	for i := range 250 {
+		if f := subscribe(i); f.Command != "RECEIPT" {
+			t.Fatalf("subscription %d of the greedy session: %s", i, f)
 		}
 	}
-	if errFrame == nil {
-		t.Fatal("300 subscriptions on a shared connection and no ERROR")
-	}
-	expectHeader(t, errFrame, "message", "Too many subscriptions")
 	for i := range 3 {
 		c := connectRaw(t, addr, "1.2")
 		send(t, c, "SUBSCRIBE\nid:x\ndestination:/topic/"+name("late")+"\nreceipt:s\n\n\x00")
@@ -623,5 +668,25 @@ func TestQpidBrokerJSharedConnections(t *testing.T) {
 		if string(m.Body) != "late" {
 			t.Errorf("bystander got %q", m.Body)
 		}
+	}
+	// The greedy session goes on until its connection has no channel
+	// left: ERROR naming channel-max, for it alone.
+	var errFrame *rawFrame
+	for i := 250; i < 300 && errFrame == nil; i++ {
+		if f := subscribe(i); f.Command == "ERROR" {
+			errFrame = f
+		}
+	}
+	if errFrame == nil {
+		t.Fatal("300 subscriptions on a shared connection and no ERROR")
+	}
+	expectHeader(t, errFrame, "message", "Too many subscriptions")
+	if !strings.Contains(string(errFrame.Body), "256 channels per AMQP connection (channel-max)") {
+		t.Errorf("ERROR body %q does not name channel-max 256", errFrame.Body)
+	}
+	send(t, bystander, "SEND\ndestination:/queue/"+queue+"\nreceipt:still\n\nstill here\x00")
+	got := expectFrames(t, bystander, "RECEIPT", "MESSAGE")
+	if string(got["MESSAGE"].Body) != "still here" {
+		t.Errorf("bystander after the greedy ERROR got %q", got["MESSAGE"].Body)
 	}
 }

@@ -106,6 +106,9 @@ type amqpConn struct {
 	*amqp.Connection
 	wire *coalescingConn // the socket under amqp091-go (under TLS when amqps)
 	url  string          // the amqp.url address dialled
+	// brokerJ: the broker is Qpid Broker-J, whose channels refuse what
+	// would close the whole connection (qpid.go).
+	brokerJ bool
 }
 
 // BrokerURL is the amqp.url address c was dialled at.
@@ -139,6 +142,9 @@ func (c amqpConn) Channel() (Channel, error) {
 	ch, err := c.Connection.Channel()
 	if err != nil {
 		return nil, channelMaxError(err, c.Config.ChannelMax)
+	}
+	if c.brokerJ {
+		return brokerJChannel{ch}, nil
 	}
 	return ch, nil
 }
@@ -257,7 +263,7 @@ func dialAMQP(ctx context.Context, cfg config.AMQPConfig, version string, tlsCon
 	if err != nil {
 		return nil, ClassifyDialError(err)
 	}
-	return amqpConn{Connection: conn, wire: wire, url: brokerURL}, nil
+	return amqpConn{Connection: conn, wire: wire, url: brokerURL, brokerJ: isBrokerJ(conn.Properties)}, nil
 }
 
 // Errors of a failed AMQP dial, turned into ERROR frames by the session

@@ -193,3 +193,40 @@ func TestClassifyDialErrorBrokerJ(t *testing.T) {
 		})
 	}
 }
+
+// A Broker-J channel refuses, before sending anything, what Broker-J
+// answers by closing the whole connection (FINDINGS "Queue declare
+// arguments", "Exclusive queues", "Exchanges", "Message expiration").
+func TestBrokerJChannelRefusals(t *testing.T) {
+	ch := brokerJChannel{} // a nil *amqp.Channel: reaching it would panic
+	if _, err := ch.QueueDeclare("q", true, false, true, false, nil); err == nil {
+		t.Error("exclusive durable queue declared")
+	} else {
+		expectInvalidHeader(t, err, "'exclusive' queues must not be durable on broker profile qpid: queue 'q' (Qpid Broker-J would close the AMQP connection)\n")
+	}
+	if _, err := ch.QueueDeclare("q", false, true, false, false, amqp.Table{"x-message-ttl": int64(5)}); err == nil {
+		t.Error("x-message-ttl sent to Broker-J")
+	}
+	for _, tc := range []struct {
+		name, kind string
+		args       amqp.Table
+	}{
+		{"amq.topic", "direct", nil},
+		{"amq.headers", "headers", nil},
+		{"amq.stompgate-new", "fanout", nil},
+		{"mine", "fanout", amqp.Table{"alternate-exchange": "x"}},
+	} {
+		if err := ch.ExchangeDeclare(tc.name, tc.kind, true, false, false, false, tc.args); err == nil {
+			t.Errorf("exchange.declare %s %s %v sent to Broker-J", tc.name, tc.kind, tc.args)
+		}
+	}
+	for _, exp := range []string{"abc", "-1", "1.5", " 1"} {
+		err := ch.PublishWithContext(context.Background(), "", "q", false, false, amqp.Publishing{Expiration: exp})
+		if err == nil {
+			t.Errorf("expiration %q sent to Broker-J", exp)
+		}
+	}
+	if !isBrokerJ(qpidBrokerJStart) || isBrokerJ(rabbitMQ310Start) || isBrokerJ(garageMQStart) {
+		t.Error("isBrokerJ misreads the captured server properties")
+	}
+}

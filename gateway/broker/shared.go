@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -332,13 +333,17 @@ func (sc *sharedConn) ServerProperties() amqp.Table { return sc.pc.real.ServerPr
 // unacked deliveries requeued) and detaches it from the pooled connection.
 func (sc *sharedConn) Close() error {
 	sc.mu.Lock()
-	channels := sc.channels
-	sc.channels = nil
+	channels := slices.Clone(sc.channels)
 	sc.closeCh, sc.blockCh = nil, nil
 	sc.mu.Unlock()
+	// The channels stay counted (channelsInUse) until they are closed, so
+	// no newcomer attaches for channels that are still taken.
 	for _, ch := range channels {
 		_ = ch.Close()
 	}
+	sc.mu.Lock()
+	sc.channels = nil
+	sc.mu.Unlock()
 	sc.pc.detach(sc)
 	return nil
 }
