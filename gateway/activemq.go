@@ -156,6 +156,21 @@ func (s *session) planActiveMQSubscription(dest mapping.Destination, h codec.Hea
 	return a, nil
 }
 
+// carryActiveMQ gives sub, which replaces old on a new AMQP connection
+// (resume.go resubscribe), old's selector, redelivery limit and durable
+// name; its unsettled deliveries went with the old connection. The
+// session's redelivery channel and declared-queue cache belonged to the
+// old connection too. Only called from the session loop.
+func (s *session) carryActiveMQ(old, sub *subscription) {
+	sub.amq = old.amq
+	sub.amq.held = nil
+	if s.amq.ch != nil {
+		_ = s.amq.ch.Close()
+		s.amq.ch, s.amq.confirms = nil, nil
+	}
+	s.amq.ready = nil
+}
+
 // restoreRedelivery undoes what a redelivery republish changed in d: the
 // exchange and routing key it was first published with, and redelivered.
 // Only called from the session loop.

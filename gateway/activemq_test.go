@@ -344,3 +344,25 @@ func BenchmarkSelectorDelivery(b *testing.B) {
 		})
 	}
 }
+
+func TestSelectorSurvivesResume(t *testing.T) {
+	// A resumed subscription (resume.go) keeps its selector and limit.
+	b := newFakeBroker()
+	h := connected(t, pipePair, resumeConfig(), b, "1.2")
+	h.subscribe("s", "/topic/t", "selector:n = 1", "ack:client-individual", "max-redeliveries:3")
+	old := b.conn(t, 0)
+	old.closeWithError(linkLost)
+	fresh := b.conn(t, 1)
+	sub := fresh.consumerChannel(t, "T_s")
+	sub.deliverWith(t, "T_s", amqp.Delivery{Exchange: "amq.topic", RoutingKey: "t", Headers: amqp.Table{"n": "2"}, Body: []byte("skip")})
+	sub.deliverWith(t, "T_s", amqp.Delivery{Exchange: "amq.topic", RoutingKey: "t", Headers: amqp.Table{"n": "1"}, Body: []byte("keep")})
+	m := h.expectMessage("keep")
+	sub.waitCall(t, "Ack 1 multiple=false")
+	h.send("NACK\nid:" + m.Value("ack") + "\n\n\x00")
+	rc := fresh.channelWhere(t, "the redelivery channel", func(ch *fakeChannel) bool { return len(ch.published) > 0 })
+	if p := rc.waitPublishes(t, 1)[0]; p.Msg.Headers[mapping.HdrDeliveryCount] != int64(2) {
+		t.Errorf("republish after the resume: %+v", p)
+	}
+	rc.confirm(t, 1, true)
+	sub.waitCall(t, "Ack 2 multiple=false")
+}

@@ -189,6 +189,9 @@ func (s *session) startConsumer(sub *subscription, prefetch int, args amqp.Table
 	}
 	sub.deliveries = deliveries
 	sub.firstSeq = s.messageSeq + 1
+	if old, ok := s.subs[sub.tag]; ok && old != sub {
+		s.carryActiveMQ(old, sub) // activemq.go: a resume keeps selector and limit
+	}
 	s.subs[sub.tag] = sub
 	delete(s.retiredTags, sub.tag)
 	if s.direct == nil {
