@@ -366,3 +366,29 @@ func TestSelectorSurvivesResume(t *testing.T) {
 	rc.confirm(t, 1, true)
 	sub.waitCall(t, "Ack 2 multiple=false")
 }
+
+func TestActiveMQScheduledRefusalsAndDrops(t *testing.T) {
+	h := connected(t, pipePair, activeMQConfig(), newFakeBroker(), "1.2")
+	// Expires before its delivery time: answered, never published.
+	h.send(fmt.Sprintf("SEND\ndestination:/queue/q\nAMQ_SCHEDULED_DELAY:5000\nexpires:%d\nreceipt:gone\n\nx\x00", time.Now().Add(2*time.Second).UnixMilli()))
+	h.expectReceipt("gone")
+	if pub := h.broker.conn(t, 0).publisherIfOpen(); pub != nil && len(pub.publishes()) != 0 {
+		t.Fatalf("published %+v", pub.publishes())
+	}
+	h.send("SEND\ndestination:/queue/q\nAMQ_SCHEDULED_DELAY:" + strconv.FormatInt((8*24*time.Hour).Milliseconds(), 10) + "\n\nx\x00")
+	f := h.expectFrame("ERROR")
+	if f.Value("message") != "Invalid header" || !strings.Contains(f.Body, "stomp.max_scheduled_delay") {
+		t.Errorf("ERROR %s", f)
+	}
+}
+
+func TestActiveMQHeadersIgnoredWithoutDialect(t *testing.T) {
+	// Without stomp.dialect the plugin's meaning stays: expires and
+	// AMQ_SCHEDULED_DELAY are plain message headers.
+	h := connected(t, pipePair, testConfig(), newFakeBroker(), "1.2")
+	h.send("SEND\ndestination:/queue/q\nexpires:1\nAMQ_SCHEDULED_DELAY:5000\n\nx\x00")
+	p := h.pub().waitPublishes(t, 1)[0]
+	if p.Exchange != "" || p.Key != "q" || p.Msg.Expiration != "" || p.Msg.Headers["expires"] != "1" || p.Msg.Headers["AMQ_SCHEDULED_DELAY"] != "5000" {
+		t.Errorf("publish %+v", p)
+	}
+}
