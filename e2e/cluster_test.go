@@ -62,6 +62,7 @@ type clusterResult struct {
 	nodeKills, replicaKills, linkCuts     int
 	receivedAfterReplicaRestart           int
 	lostIDs                               []string
+	ended, attemptErrors                  []string
 	elapsed                               time.Duration
 }
 
@@ -91,6 +92,12 @@ func (r clusterResult) check(t *testing.T, minNodeKills int) {
 	}
 	if r.resumeFailed != 0 {
 		t.Errorf("%d resumes failed", r.resumeFailed)
+	}
+	if len(r.ended) > 0 {
+		t.Logf("sessions that ended for a broker or protocol reason (their clients reconnected): %q", r.ended)
+	}
+	if len(r.attemptErrors) > 0 {
+		t.Logf("failed resume attempts (retried): %q", r.attemptErrors[:min(len(r.attemptErrors), 10)])
 	}
 	if r.receivedAfterReplicaRestart == 0 && r.replicaKills > 0 {
 		t.Error("nothing was received after the replica restart: clients did not reconnect")
@@ -170,7 +177,11 @@ type replica struct {
 	addr    string // STOMP address of the current process, "" while down
 	exited  chan struct{}
 	resumed []time.Duration
-	failed  int
+	// ended are the sessions that ended for a reason other than their
+	// client leaving or the replica stopping: "reason: error".
+	ended []string
+	// attemptErrors are the errors of resume attempts that failed.
+	attemptErrors []string
 }
 
 // start runs the replica and waits until it listens.
@@ -234,11 +245,15 @@ func (r *replica) logLine(line []byte, listening chan<- string) {
 			r.mu.Unlock()
 		}
 	case "session ended":
-		if fmt.Sprint(e["error"]) != "" && strings.Contains(fmt.Sprint(e["error"]), "could not be resumed") {
+		if reason := fmt.Sprint(e["reason"]); reason != "client_eof" && reason != "client_disconnect" && reason != "shutdown" {
 			r.mu.Lock()
-			r.failed++
+			r.ended = append(r.ended, reason+": "+fmt.Sprint(e["error"]))
 			r.mu.Unlock()
 		}
+	case "resume attempt failed":
+		r.mu.Lock()
+		r.attemptErrors = append(r.attemptErrors, fmt.Sprint(e["error"]))
+		r.mu.Unlock()
 	}
 }
 
@@ -456,7 +471,13 @@ func runClusterFaults(t *testing.T, plan faultSchedule) clusterResult {
 		r.mu.Lock()
 		res.resumed += len(r.resumed)
 		res.resumeTimes = append(res.resumeTimes, r.resumed...)
-		res.resumeFailed += r.failed
+		for _, e := range r.ended {
+			if strings.Contains(e, "could not be resumed") {
+				res.resumeFailed++
+			}
+		}
+		res.ended = append(res.ended, r.ended...)
+		res.attemptErrors = append(res.attemptErrors, r.attemptErrors...)
 		r.mu.Unlock()
 	}
 	res.elapsed = time.Since(start)

@@ -114,8 +114,11 @@ func (s *session) resume(cause error) error {
 			return nil
 		}
 		log.WithError(err).WithField("attempt", attempt).Info("resume attempt failed")
+		// Every error is worth another try until the deadline, refusals
+		// too: these credentials were accepted at CONNECT, and a node that
+		// is starting or rejoining its cluster can refuse them for a while.
 		wait := min(backoff, time.Until(deadline))
-		if errors.Is(err, broker.ErrAccessRefused) || errors.Is(err, broker.ErrVHostRefused) || wait <= 0 {
+		if wait <= 0 {
 			break
 		}
 		t := time.NewTimer(wait)
