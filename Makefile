@@ -68,7 +68,7 @@ activemq:
 	bash scripts/ensure-activemq.sh
 
 .PHONY: e2e-only
-e2e-only: stomp-plugin
+e2e-only: stomp-plugin activemq
 	$(GO) test -race -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
 
 ## fuzz: short runs of the codec's frame reader fuzzer and the selector
