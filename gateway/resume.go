@@ -223,12 +223,7 @@ func (s *session) resubscribe(old *subscription) error {
 	}
 	plan := old.plan
 	if plan.Declare != nil {
-		args, err := s.profile.AdaptQueueArgs(plan.Declare.Args)
-		if err != nil {
-			_ = ch.Close()
-			return err
-		}
-		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive && s.profile.ExclusiveQueues(), false, args); err != nil {
+		if err := s.declareSubscriptionQueue(ch, plan.Declare); err != nil {
 			_ = ch.Close()
 			return err
 		}

@@ -125,12 +125,7 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 		sub.id = destValue
 	}
 	if plan.Declare != nil && !(dest.Kind == mapping.DestQueue && s.activeMQQueueExists(plan.Declare)) { // activemq.go
-		args, err := s.profile.AdaptQueueArgs(plan.Declare.Args)
-		if err != nil {
-			_ = ch.Close()
-			return err
-		}
-		if _, err := ch.QueueDeclare(plan.Declare.Name, plan.Declare.Durable, plan.Declare.AutoDelete, plan.Declare.Exclusive && s.profile.ExclusiveQueues(), false, args); err != nil {
+		if err := s.declareSubscriptionQueue(ch, plan.Declare); err != nil {
 			_ = ch.Close()
 			return err
 		}
@@ -154,6 +149,17 @@ func (s *session) onSubscribe(f *codec.Frame) error {
 	// subscription can reach the writer (deliveries pass through this loop).
 	s.sendReceipt(f)
 	return nil
+}
+
+// declareSubscriptionQueue declares a subscription's queue on ch as the
+// broker profile allows (a SUBSCRIBE, and a resume subscribing again).
+func (s *session) declareSubscriptionQueue(ch broker.Channel, decl *mapping.QueueDeclare) error {
+	args, err := s.profile.AdaptQueueArgs(decl.Args)
+	if err != nil {
+		return err
+	}
+	_, err = ch.QueueDeclare(decl.Name, decl.Durable, decl.AutoDelete, decl.Exclusive && s.profile.ExclusiveQueues(), false, args)
+	return err
 }
 
 // cleanUpSubscriptionQueue deletes a subscription queue declared by a
