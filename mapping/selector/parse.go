@@ -402,40 +402,23 @@ func (p *parser) parseLike(x node, not bool) (node, stype, *SyntaxError) {
 
 // parseAdditive: mul { (+|-) mul }
 func (p *parser) parseAdditive() (node, stype, *SyntaxError) {
-	pos := p.tok.pos
-	l, t, err := p.parseMul()
-	if err != nil {
-		return nil, 0, err
-	}
-	for p.isOp("+") || p.isOp("-") {
-		op := p.tok.text[0]
-		if err := needNum(t, pos); err != nil {
-			return nil, 0, err
-		}
-		if err := p.advance(); err != nil {
-			return nil, 0, err
-		}
-		rpos := p.tok.pos
-		r, rt, err := p.parseMul()
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := needNum(rt, rpos); err != nil {
-			return nil, 0, err
-		}
-		l, t = &arithNode{op: op, l: l, r: r}, sNum
-	}
-	return l, t, nil
+	return p.parseArith("+", "-", p.parseMul)
 }
 
 // parseMul: unary { (*|/) unary }
 func (p *parser) parseMul() (node, stype, *SyntaxError) {
+	return p.parseArith("*", "/", p.parseUnary)
+}
+
+// parseArith parses one left-associative level of arithmetic: operand
+// { (op1|op2) operand }, where every operand must be numeric.
+func (p *parser) parseArith(op1, op2 string, operand func() (node, stype, *SyntaxError)) (node, stype, *SyntaxError) {
 	pos := p.tok.pos
-	l, t, err := p.parseUnary()
+	l, t, err := operand()
 	if err != nil {
 		return nil, 0, err
 	}
-	for p.isOp("*") || p.isOp("/") {
+	for p.isOp(op1) || p.isOp(op2) {
 		op := p.tok.text[0]
 		if err := needNum(t, pos); err != nil {
 			return nil, 0, err
@@ -444,7 +427,7 @@ func (p *parser) parseMul() (node, stype, *SyntaxError) {
 			return nil, 0, err
 		}
 		rpos := p.tok.pos
-		r, rt, err := p.parseUnary()
+		r, rt, err := operand()
 		if err != nil {
 			return nil, 0, err
 		}
