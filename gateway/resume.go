@@ -176,6 +176,9 @@ func (s *session) resumeOnce(lost string, deadline time.Time) error {
 	}
 	s.useBroker(conn)
 	s.pub, s.pubReady, s.confirms, s.pubClose, s.pubFlow = nil, false, nil, nil, nil
+	// The ActiveMQ dialect's redelivery channel and the delay queues it
+	// declared belong to the lost connection too (activemq.go).
+	s.amq.ch, s.amq.confirms, s.amq.ready = nil, nil, nil
 	s.blocked, s.unconfirmed, s.heldPublishes = false, 0, 0
 	s.declared = nil
 	s.receipts = nil

@@ -289,3 +289,29 @@ func TestResumeKeepsHeartbeatsGoing(t *testing.T) {
 		t.Errorf("RECEIPT %s, want r1", f)
 	}
 }
+
+// A counted NACK after a resume uses a redelivery channel on the new
+// connection, not the one the lost connection took with it.
+func TestResumeOpensANewRedeliveryChannel(t *testing.T) {
+	b := newFakeBroker()
+	h := connected(t, tcpPair, resumeConfig(), b, "1.2")
+	h.subscribe("r", "/queue/q", "ack:client-individual", "max-redeliveries:3")
+	old := b.conn(t, 0)
+	old.consumerChannel(t, "T_r").deliver(t, "T_r", "first")
+	m := h.expectMessage("first")
+	h.send("NACK\nid:" + m.Value("ack") + "\nreceipt:n1\n\n\x00")
+	oldRC := old.channelWhere(t, "the redelivery channel", func(ch *fakeChannel) bool { return len(ch.published) > 0 })
+	oldRC.waitPublishes(t, 1)
+	oldRC.confirm(t, 1, true)
+	h.expectReceipt("n1")
+
+	old.closeWithError(linkLost)
+	fresh := b.conn(t, 1)
+	fresh.consumerChannel(t, "T_r").deliver(t, "T_r", "second")
+	m = h.expectMessage("second")
+	h.send("NACK\nid:" + m.Value("ack") + "\nreceipt:n2\n\n\x00")
+	rc := fresh.channelWhere(t, "a redelivery channel on the new connection", func(ch *fakeChannel) bool { return len(ch.published) > 0 })
+	rc.waitPublishes(t, 1)
+	rc.confirm(t, 1, true)
+	h.expectReceipt("n2")
+}
