@@ -154,6 +154,8 @@ func (c amqpConn) Channel() (Channel, error) {
 // Qpid Broker-J negotiates 256 whatever the client asks.
 func ChannelMax(c Conn) int {
 	switch c := c.(type) {
+	case interface{ ChannelMax() int }:
+		return c.ChannelMax()
 	case amqpConn:
 		return int(c.Config.ChannelMax)
 	case *sharedConn:
