@@ -485,6 +485,37 @@ func TestQpidBrokerJ(t *testing.T) {
 		}
 	})
 
+	t.Run("another session's exclusive queue ends only the session that touches it", func(t *testing.T) {
+		service := name("excl")
+		broker.deleteAtCleanup(t, service)
+		owner := connectRaw(t, addr, "1.2")
+		send(t, owner, "SEND\ndestination:/queue/"+service+"\nreply-to:/temp-queue/mine\nreceipt:r\n\nx\x00")
+		expectFrame(t, owner, "RECEIPT")
+		var replyTo string
+		if err := broker.do(t, "basic.get", func(ch *amqp.Channel) error {
+			d, ok, err := ch.Get(service, true)
+			if err == nil && !ok {
+				err = fmt.Errorf("no request in %s", service)
+			}
+			replyTo = d.ReplyTo
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Broker-J closes the whole AMQP connection (403) where RabbitMQ
+		// closes the channel (405): per-session connections keep that to
+		// the intruder.
+		intruder := connectRaw(t, addr, "1.2")
+		send(t, intruder, "SUBSCRIBE\nid:i\ndestination:/amq/queue/"+replyTo+"\nreceipt:r\n\n\x00")
+		f := expectFrame(t, intruder, "ERROR")
+		expectHeader(t, f, "message", "access_refused")
+		if !strings.Contains(string(f.Body), "incompatible exclusivity policy") {
+			t.Errorf("intruder's ERROR body %q", f.Body)
+		}
+		send(t, owner, "SEND\ndestination:/queue/"+service+"\nreceipt:still\n\nstill\x00")
+		expectHeader(t, expectFrame(t, owner, "RECEIPT"), "receipt-id", "still")
+	})
+
 	t.Run("x-max-priority maps to x-qpid-priorities", func(t *testing.T) {
 		queue := name("prio")
 		broker.deleteAtCleanup(t, queue)
