@@ -30,9 +30,14 @@ import (
 //	                                         classic dropped, else ERROR;  else ERROR
 //	                                         x-qpid-maximum-delivery-
 //	                                         count 1 added
-//	temp queue names      broker (amq.gen-…) broker                        stompgate-temp-…
-//	exclusive queues      yes                yes                           no: auto-delete only
+//	temp queue names      broker (amq.gen-…) broker (tmp_<uuid>)           stompgate-temp-…
+//	exclusive queues      yes                yes, not durable (qpid.go)    no: auto-delete only
 //	back-pressure         connection.blocked channel.flow                  confirm cap + TCP
+//
+// Channels on a Qpid Broker-J connection also refuse, whatever the
+// profile, what Broker-J answers by closing the whole connection (qpid.go),
+// and a channel beyond channel-max (Broker-J: 256) is ERROR Too many
+// subscriptions (dial.go).
 //
 // "Round trip" means: without publisher confirms a SEND receipt follows a
 // synchronous method on the publisher channel, so the broker has read the
