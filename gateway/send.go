@@ -226,6 +226,12 @@ func (s *session) channelError(err error) error {
 	if errors.As(err, &ae) && ae.Server {
 		return ae
 	}
+	// Refused by the AMQP side before anything was sent (a Broker-J
+	// channel's guard, channel-max): no close reason will come.
+	var pe *codec.ProtocolError
+	if errors.As(err, &pe) {
+		return pe
+	}
 	// amqp091-go marks a channel closed before it sends the close
 	// notification, so wait briefly for the broker's reason.
 	t := time.NewTimer(closeReasonWait)
