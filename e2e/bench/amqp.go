@@ -42,7 +42,8 @@ type consumer interface {
 	Close() error
 }
 
-// receiptWindow is the number of persistent publishes in flight (issue 6).
+// receiptWindow is the number of persistent publishes in flight (issue 6)
+// unless a scenario sets InFlight.
 const receiptWindow = 64
 
 // prefetch bounds unacknowledged deliveries per consumer in every system
@@ -78,7 +79,8 @@ type amqpProducer struct {
 	ch         *amqp.Channel
 	queue      string
 	persistent bool
-	inFlight   []*amqp.DeferredConfirmation // FIFO, at most receiptWindow
+	inFlight   []*amqp.DeferredConfirmation // FIFO, at most window
+	window     int                          // scenario.inFlight
 }
 
 // dialChannel opens a connection and one channel on it.
@@ -122,7 +124,7 @@ func (a amqpSystem) NewProducer(queue string, sc scenario) (producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &amqpProducer{conn: conn, ch: ch, queue: queue, persistent: sc.Persistent}
+	p := &amqpProducer{conn: conn, ch: ch, queue: queue, persistent: sc.Persistent, window: sc.inFlight()}
 	if sc.Persistent || a.sameWork {
 		if err := ch.Confirm(false); err != nil {
 			_ = conn.Close()
@@ -146,7 +148,7 @@ func (p *amqpProducer) Send(body []byte) error {
 		return p.ch.PublishWithContext(context.Background(), "", p.queue, false, false, msg)
 	}
 	msg.DeliveryMode = amqp.Persistent
-	if len(p.inFlight) == receiptWindow {
+	if len(p.inFlight) == p.window {
 		if !p.inFlight[0].Wait() {
 			return errors.New("broker nacked a publish")
 		}

@@ -26,29 +26,38 @@ import (
 	"github.com/stompgate/stompgate/gateway/config"
 )
 
-// scenario is one row of issue 6's table.
+// scenario is one row of the benchmark (issues 6 and 12).
 type scenario struct {
 	Key        string
 	Title      string
 	BodySize   int
 	Producers  int
 	Consumers  int
-	Persistent bool // persistent, receipts (receiptWindow in flight), client-individual acks
+	Persistent bool // persistent, receipts (InFlight awaited at once), client-individual acks
+	InFlight   int  // persistent: SENDs whose RECEIPT may be outstanding; 0 = receiptWindow
 	Rate       int  // total msg/s for the latency scenario; 0 = throughput
 	Idle       bool // memory per idle session
-	Target     string
-	Goal       float64 // throughput: ratio ≥ Goal; latency: p99 ratio ≤ Goal; idle: bytes ≤ Goal
+}
+
+// inFlight is how many persistent SENDs may await their RECEIPT at once.
+func (sc scenario) inFlight() int {
+	if sc.InFlight > 0 {
+		return sc.InFlight
+	}
+	return receiptWindow
 }
 
 func scenarios(rate int) []scenario {
 	return []scenario{
-		{Key: "1k", Title: "1 KiB transient 1→1", BodySize: 1 << 10, Producers: 1, Consumers: 1, Target: "≥ 0.85", Goal: 0.85},
-		{Key: "16b", Title: "16 B transient 1→1", BodySize: 16, Producers: 1, Consumers: 1, Target: "≥ 0.60", Goal: 0.60},
-		{Key: "4x4", Title: "4→4 producers/consumers (1 KiB)", BodySize: 1 << 10, Producers: 4, Consumers: 4, Target: "≥ 0.70", Goal: 0.70},
-		{Key: "64k", Title: "64 KiB transient 1→1", BodySize: 64 << 10, Producers: 1, Consumers: 1, Target: "≥ 0.85", Goal: 0.85},
-		{Key: "persistent", Title: "1 KiB persistent + receipts (64 in flight), client-individual", BodySize: 1 << 10, Producers: 1, Consumers: 1, Persistent: true, Target: "≥ 0.90", Goal: 0.90},
-		{Key: "latency", Title: fmt.Sprintf("p99 latency at %d msg/s (1 KiB)", rate), BodySize: 1 << 10, Producers: 1, Consumers: 1, Rate: rate, Target: "≤ 1.5×", Goal: 1.5},
-		{Key: "idle", Title: "memory per idle session", Idle: true, Target: "≤ 32 KiB", Goal: 32 << 10},
+		{Key: "1k", Title: "1 KiB transient 1→1", BodySize: 1 << 10, Producers: 1, Consumers: 1},
+		{Key: "16b", Title: "16 B transient 1→1", BodySize: 16, Producers: 1, Consumers: 1},
+		{Key: "4x4", Title: "4→4 producers/consumers (1 KiB)", BodySize: 1 << 10, Producers: 4, Consumers: 4},
+		{Key: "64k", Title: "64 KiB transient 1→1", BodySize: 64 << 10, Producers: 1, Consumers: 1},
+		{Key: "persistent", Title: "1 KiB persistent + receipts (64 in flight), client-individual", BodySize: 1 << 10, Producers: 1, Consumers: 1, Persistent: true},
+		{Key: "receipt1", Title: "1 KiB persistent, one RECEIPT awaited per SEND (1 in flight)", BodySize: 1 << 10, Producers: 1, Consumers: 1, Persistent: true, InFlight: 1},
+		{Key: "latency", Title: fmt.Sprintf("p99 latency at %d msg/s (1 KiB)", rate), BodySize: 1 << 10, Producers: 1, Consumers: 1, Rate: rate},
+		{Key: "latency1k", Title: "p99 latency at 1000 msg/s (1 KiB)", BodySize: 1 << 10, Producers: 1, Consumers: 1, Rate: 1000},
+		{Key: "idle", Title: "memory per idle session", Idle: true},
 	}
 }
 
@@ -62,7 +71,8 @@ type options struct {
 	windowBytes   int
 	idleSessions  int
 	shared        bool
-	client        string
+	clients       []string
+	inProcess     bool
 	only          string
 	cpuProfile    string
 	drainTimeout  time.Duration
@@ -81,9 +91,11 @@ func main() {
 	flag.IntVar(&o.windowBytes, "window-bytes", 16<<20, "max bytes sent but not yet received; lowers -window for large bodies")
 	flag.IntVar(&o.idleSessions, "idle-sessions", 300, "sessions opened by the idle-memory scenario; a system whose sessions would not leave 200 descriptors spare at the broker (1024 here) or in this process is left out")
 	flag.BoolVar(&o.shared, "shared", false, "run stompgate in shared-connection mode (amqp.shared_connections) in the traffic scenarios too; the idle scenario always measures shared mode, and per-session mode in its details")
-	flag.StringVar(&o.client, "stomp-client", "raw", "STOMP client: raw (minimal, in this package) or gostomp (go-stomp/v3)")
-	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,latency,idle")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first stompgate round of each scenario to FILE.<scenario>")
+	clients := flag.String("stomp-client", "gostomp,raw", "STOMP clients, comma-separated: gostomp (go-stomp/v3) and/or raw (minimal, in this package); the first one's results are the headline, the others run as \"stompgate+<client>\" and \"plugin+<client>\" in the same alternation")
+	flag.BoolVar(&o.inProcess, "in-process", false, "run the traffic gateway inside the benchmark process (its CPU is then part of the bench process's) instead of as a cmd/stompgate process")
+	quick := flag.Bool("quick", false, "quick run: 3 rounds of 2 s unless -rounds or -duration are given")
+	flag.StringVar(&o.only, "scenarios", "", "comma-separated subset of 1k,16b,4x4,64k,persistent,receipt1,latency,latency1k,idle")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the stompgate gateway during its first round of each scenario to FILE.<scenario> (the gateway process's /debug/pprof, or this process with -in-process)")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "how long to wait for the last messages after publishing stops")
 	flag.BoolVar(&o.sameWork, "same-work", true, "also run \"AMQP+ca\": direct AMQP with stompgate's broker work (publisher confirms, acked consumers) in the transient and latency scenarios")
 	flag.StringVar(&o.variantConfig, "variant-config", "", "also run \"stompgate-b\", a second gateway configured by this YAML file, in the same alternation (A/B of a setting)")
@@ -96,9 +108,23 @@ func main() {
 	if memProfile != "" {
 		runtime.MemProfileRate = 64 // fine-grained: idle sessions are small
 	}
-	if o.client != "raw" && o.client != "gostomp" {
-		fmt.Fprintln(os.Stderr, "bench: -stomp-client must be raw or gostomp")
-		os.Exit(2)
+	for _, c := range strings.Split(*clients, ",") {
+		c = strings.TrimSpace(c)
+		if c != "raw" && c != "gostomp" {
+			fmt.Fprintln(os.Stderr, "bench: -stomp-client takes raw and/or gostomp")
+			os.Exit(2)
+		}
+		o.clients = append(o.clients, c)
+	}
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			o.rounds = 3
+		}
+		if !set["duration"] {
+			o.duration = 2 * time.Second
+		}
 	}
 	ok, err := run(o, os.Stdout, os.Stderr)
 	if err != nil {
@@ -124,6 +150,7 @@ type roundResult struct {
 	Throughput     float64 // msg/s
 	P50, P99, P999 float64 // ns, latency scenario
 	ProcCPU        float64 // µs of this process per message
+	GatewayCPU     float64 // µs of the stompgate process per message (NaN: not a gateway process)
 	BrokerCPU      float64 // µs of the broker per message
 	MemPerSession  float64 // bytes: Go heap+stacks of this process, marginal (runIdle)
 	// MemPerSessionAll: the same over all sessions, one-time costs included
@@ -172,9 +199,10 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}
 	defer func() { _ = adm.close() }()
 
-	// Every in-process gateway is shut down at the end of the run.
+	// Every gateway is shut down at the end of the run.
 	var gateways []*gateway.Server
 	var servedChans []chan error
+	var processes []*gatewayProcess
 	defer func() {
 		for i, g := range gateways {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -182,8 +210,11 @@ func run(o options, out, progress io.Writer) (bool, error) {
 			cancel()
 			<-servedChans[i]
 		}
+		for _, p := range processes {
+			p.stop()
+		}
 	}()
-	start := func(configPath string, shared bool) (string, error) {
+	startInProcess := func(configPath string, shared bool) (string, error) {
 		srv, served, err := startGateway(o, configPath, shared)
 		if err != nil {
 			return "", err
@@ -191,8 +222,38 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		gateways, servedChans = append(gateways, srv), append(servedChans, served)
 		return srv.Addr().String(), nil
 	}
+	var bin, binDir string
+	if !o.inProcess {
+		var err error
+		if binDir, err = os.MkdirTemp("", "stompgate-bench-"); err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(binDir)
+		fmt.Fprintln(progress, "bench: building cmd/stompgate")
+		if bin, err = buildGateway(binDir); err != nil {
+			return false, err
+		}
+	}
+	// start starts the traffic gateway "name": a cmd/stompgate process, or
+	// with -in-process a gateway in this process (proc nil).
+	start := func(name, configPath string, shared bool) (string, *gatewayProcess, error) {
+		if o.inProcess {
+			addr, err := startInProcess(configPath, shared)
+			return addr, nil, err
+		}
+		cfg, err := gatewayConfig(o, configPath, shared)
+		if err != nil {
+			return "", nil, err
+		}
+		p, err := startGatewayProcess(bin, binDir, cfg, name)
+		if err != nil {
+			return "", nil, err
+		}
+		processes = append(processes, p)
+		return p.addr, p, nil
+	}
 
-	addr, err := start("", o.shared)
+	addr, proc, err := start("stompgate", "", o.shared)
 	if err != nil {
 		return false, err
 	}
@@ -200,33 +261,51 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	if o.shared {
 		perConn = config.DefaultConfig().AMQP.SessionsPerConnection
 	}
-	systems := []system{amqpSystem{url: o.amqpURL}, stompSystem{name: "stompgate", addr: addr, client: o.client, inProcess: true, perBrokerConn: perConn}}
+	var vaddr string
+	var vproc *gatewayProcess
+	if o.variantConfig != "" {
+		// A/B of a gateway setting: a second gateway with the
+		// configuration from -variant-config, in the same alternation.
+		if vaddr, vproc, err = start("stompgate-b", o.variantConfig, o.shared); err != nil {
+			return false, err
+		}
+	}
+	systems := []system{amqpSystem{url: o.amqpURL}}
 	if o.sameWork {
 		systems = append(systems, amqpSystem{url: o.amqpURL, sameWork: true})
 	}
-	if o.variantConfig != "" {
-		// A/B of a gateway setting: a second in-process gateway with the
-		// configuration from -variant-config, in the same alternation.
-		vaddr, err := start(o.variantConfig, o.shared)
-		if err != nil {
-			return false, err
+	// One stompgate and one plugin system per STOMP client; the first
+	// client's keep the plain names (the headline).
+	for i, client := range o.clients {
+		suffix := ""
+		if i > 0 {
+			suffix = "+" + client
 		}
-		systems = append(systems, stompSystem{name: "stompgate-b", addr: vaddr, client: o.client, inProcess: true, perBrokerConn: perConn})
+		systems = append(systems, stompSystem{name: "stompgate" + suffix, addr: addr, client: client, inProcess: o.inProcess, proc: proc, perBrokerConn: perConn})
+		if o.variantConfig != "" {
+			systems = append(systems, stompSystem{name: "stompgate-b" + suffix, addr: vaddr, client: client, inProcess: o.inProcess, proc: vproc, perBrokerConn: perConn})
+		}
+		if o.plugin != "" {
+			systems = append(systems, stompSystem{name: "plugin" + suffix, addr: o.plugin, client: client})
+		}
 	}
-	// The idle scenario measures "stompgate" in shared-connection mode
-	// (issue 6: many sessions, few broker connections) and, as
-	// "stompgate/per-session", the default mode with one AMQP connection
-	// per session.
-	sharedAddr, err := start("", true)
+	// The idle scenario measures the Go heap and stacks of gateways in
+	// this process: "stompgate" in shared-connection mode (issue 6: many
+	// sessions, few broker connections) and, as "stompgate/per-session",
+	// the default mode with one AMQP connection per session.
+	sharedAddr, err := startInProcess("", true)
+	if err != nil {
+		return false, err
+	}
+	perSessionAddr, err := startInProcess("", false)
 	if err != nil {
 		return false, err
 	}
 	idleSystems := []system{systems[0],
-		stompSystem{name: "stompgate", addr: sharedAddr, client: o.client, inProcess: true, perBrokerConn: config.DefaultConfig().AMQP.SessionsPerConnection},
-		stompSystem{name: "stompgate/per-session", addr: addr, client: o.client, inProcess: true}}
+		stompSystem{name: "stompgate", addr: sharedAddr, client: o.clients[0], inProcess: true, perBrokerConn: config.DefaultConfig().AMQP.SessionsPerConnection},
+		stompSystem{name: "stompgate/per-session", addr: perSessionAddr, client: o.clients[0], inProcess: true}}
 	if o.plugin != "" {
-		systems = append(systems, stompSystem{name: "plugin", addr: o.plugin, client: o.client})
-		idleSystems = append(idleSystems, systems[len(systems)-1])
+		idleSystems = append(idleSystems, stompSystem{name: "plugin", addr: o.plugin, client: o.clients[0]})
 	}
 	brokerPID := findBrokerPID()
 	if brokerPID == 0 {
@@ -243,6 +322,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		return false, errors.New("-scenarios selects nothing")
 	}
 
+	loadBefore := loadAverage()
 	results := make(map[string]map[string][]roundResult) // scenario → system → rounds
 	allOK := true
 	for _, sc := range selected {
@@ -256,7 +336,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 				if a, ok := sys.(amqpSystem); ok && a.sameWork && (sc.Idle || sc.Persistent) {
 					continue // the same as AMQP there: nothing to separate
 				}
-				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, strings.ReplaceAll(sys.Name(), "/", "-"), round)
+				queue := fmt.Sprintf("%s-%s-%s-%d", prefix, sc.Key, queueSafe.Replace(sys.Name()), round)
 				if err := adm.declare(queue); err != nil {
 					// The admin channel is gone after a channel error; a
 					// fresh admin keeps the run (and its report) going.
@@ -270,8 +350,13 @@ func run(o options, out, progress io.Writer) (bool, error) {
 					continue
 				}
 				stopProfile := func() {}
-				if o.cpuProfile != "" && round == 0 && sys.Name() == "stompgate" {
-					stopProfile = startProfile(o.cpuProfile+"."+sc.Key, progress)
+				if o.cpuProfile != "" && round == 0 && sys.Name() == "stompgate" && !sc.Idle {
+					if s := sys.(stompSystem); s.proc != nil {
+						done := s.proc.profile(o.cpuProfile+"."+sc.Key, o.duration, progress)
+						stopProfile = func() { <-done }
+					} else {
+						stopProfile = startProfile(o.cpuProfile+"."+sc.Key, progress)
+					}
 				}
 				runtime.GC()
 				var res roundResult
@@ -303,7 +388,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 			}
 		}
 	}
-	printReport(out, o, selected, append(systems, idleSystems[2]), results)
+	printReport(out, o, selected, append(systems, idleSystems[2]), results, loadBefore)
 	return allOK, nil
 }
 
@@ -355,6 +440,9 @@ func reachable(sys system) error {
 	return conn.Close()
 }
 
+// queueSafe turns a system name into part of a queue name.
+var queueSafe = strings.NewReplacer("/", "-", "+", "-")
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if strings.TrimSpace(x) == s {
@@ -368,21 +456,9 @@ func contains(list []string, s string) bool {
 // or the one in configPath (as `stompgate --config`), on 127.0.0.1:0, in
 // shared-connection mode if shared.
 func startGateway(o options, configPath string, shared bool) (*gateway.Server, chan error, error) {
-	cfg := config.DefaultConfig()
-	if configPath != "" {
-		var err error
-		if cfg, err = config.Load(configPath); err != nil {
-			return nil, nil, err
-		}
-	}
-	cfg.Listen = "127.0.0.1:0"
-	cfg.AMQP.URL = o.amqpURL
-	cfg.AMQP.SharedConnections = shared
-	if cfg.Limits.MaxConnections < o.idleSessions+100 {
-		cfg.Limits.MaxConnections = o.idleSessions + 100
-	}
-	if cfg.Limits.MaxConnectionsPerClient < o.idleSessions+100 {
-		cfg.Limits.MaxConnectionsPerClient = o.idleSessions + 100 // every client is 127.0.0.1
+	cfg, err := gatewayConfig(o, configPath, shared)
+	if err != nil {
+		return nil, nil, err
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -542,7 +618,11 @@ func runTraffic(sys system, sc scenario, queue string, o options, brokerPID int)
 		}
 	}()
 
-	cpu0, broker0 := processCPU(), pidCPU(brokerPID)
+	gwPID := 0
+	if s, ok := sys.(stompSystem); ok && s.proc != nil {
+		gwPID = s.proc.pid()
+	}
+	cpu0, broker0, gw0 := processCPU(), pidCPU(brokerPID), pidCPU(gwPID)
 	start := nowNanos()
 	deadline := time.Now().Add(o.duration)
 	sent := make([]uint64, sc.Producers)
@@ -576,13 +656,17 @@ func runTraffic(sys system, sc scenario, queue string, o options, brokerPID int)
 		}
 	}
 	elapsed := time.Duration(lastReceived.Load() - start)
-	cpu, brokerCPU := processCPU()-cpu0, pidCPU(brokerPID)-broker0
+	cpu, brokerCPU, gwCPU := processCPU()-cpu0, pidCPU(brokerPID)-broker0, pidCPU(gwPID)-gw0
 	time.Sleep(100 * time.Millisecond) // let duplicates, if any, arrive
 	res.Received = received.Load()
 	if res.Received > 0 && elapsed > 0 {
 		res.Throughput = float64(res.Received) / elapsed.Seconds()
 		res.ProcCPU = float64(cpu.Microseconds()) / float64(res.Received)
 		res.BrokerCPU = float64(brokerCPU.Microseconds()) / float64(res.Received)
+		res.GatewayCPU = math.NaN()
+		if gwPID != 0 {
+			res.GatewayCPU = float64(gwCPU.Microseconds()) / float64(res.Received)
+		}
 	}
 	if res.Received == 0 && res.Err == nil {
 		res.Err = errors.New("no message arrived")

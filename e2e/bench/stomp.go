@@ -21,6 +21,9 @@ type stompSystem struct {
 	// inProcess: the server is a gateway in this process, so each session
 	// costs this process two descriptors (client and server side).
 	inProcess bool
+	// proc is the stompgate process behind addr (nil: in-process or the
+	// plugin); its CPU is measured per round.
+	proc *gatewayProcess
 	// perBrokerConn is how many sessions share one broker connection
 	// (stompgate's shared-connection mode); 0: one each.
 	perBrokerConn int
@@ -60,7 +63,7 @@ func (s stompSystem) NewProducer(queue string, sc scenario) (producer, error) {
 		return nil, err
 	}
 	p := &rawProducer{c: c, dest: "/queue/" + queue, persistent: sc.Persistent,
-		slots: make(chan struct{}, receiptWindow), done: make(chan struct{})}
+		slots: make(chan struct{}, sc.inFlight()), done: make(chan struct{})}
 	go p.readLoop()
 	return p, nil
 }
@@ -256,7 +259,7 @@ func dialGoStomp(addr string) (*stomp.Conn, error) {
 }
 
 // goStompProducer: go-stomp's Send with a receipt blocks until the RECEIPT,
-// so receiptWindow goroutines keep that many SENDs in flight.
+// so sc.inFlight() goroutines keep that many SENDs in flight.
 type goStompProducer struct {
 	conn       *stomp.Conn
 	dest       string
@@ -274,7 +277,7 @@ func newGoStompProducer(addr, queue string, sc scenario) (producer, error) {
 	p := &goStompProducer{conn: conn, dest: "/queue/" + queue, persistent: sc.Persistent}
 	if sc.Persistent {
 		p.work = make(chan []byte)
-		for range receiptWindow {
+		for range sc.inFlight() {
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
