@@ -579,23 +579,35 @@ func TestQpidBrokerJ(t *testing.T) {
 		}
 		c := connectRaw(t, addr, "1.2")
 		payload := strings.Repeat("x", 1000)
-		// 12 messages of 1000 bytes fill the queue past its capacity:
-		// Broker-J confirms them and then sends channel.flow(false).
-		const first, total = 12, 20
-		for i := range first {
-			send(t, c, "SEND\ndestination:/amq/queue/"+queue+"\nreceipt:f"+strconv.Itoa(i)+"\n\n"+payload+"\x00")
+		// Messages of 1000 bytes fill the 10,000-byte queue: after about
+		// ten, Broker-J sends channel.flow(false) and the session holds the
+		// next SEND back, so its RECEIPT does not come. Exactly when the
+		// flow arrives depends on timing, so fill one SEND at a time until
+		// a RECEIPT stays away.
+		const total = 20
+		receipts, sent := 0, 0
+		for sent < total {
+			send(t, c, "SEND\ndestination:/amq/queue/"+queue+"\nreceipt:f"+strconv.Itoa(sent)+"\n\n"+payload+"\x00")
+			sent++
+			f, err := readFrame(c, 2*time.Second)
+			if err != nil {
+				break // held back: flow-stopped
+			}
+			if f.Command != "RECEIPT" {
+				t.Fatalf("while filling the queue: %s", f)
+			}
+			receipts++
 		}
-		for range first {
-			expectFrame(t, c, "RECEIPT")
+		if receipts >= total {
+			t.Fatalf("all %d receipts arrived although the queue holds 10000 bytes at most: no channel.flow?", total)
 		}
-		time.Sleep(300 * time.Millisecond)
-		// The rest must wait: published anyway, Broker-J would close the
-		// channel (311) 5 s after the flow(false) and the session would get
-		// an ERROR. Wait past that window.
-		for i := first; i < total; i++ {
-			send(t, c, "SEND\ndestination:/amq/queue/"+queue+"\nreceipt:f"+strconv.Itoa(i)+"\n\n"+payload+"\x00")
+		// The rest must wait too: published anyway, Broker-J would close
+		// the channel (311) 5 s after the flow(false) and the session would
+		// get an ERROR. Wait past that window; a late RECEIPT of a SEND
+		// confirmed before the flow may still come.
+		for ; sent < total; sent++ {
+			send(t, c, "SEND\ndestination:/amq/queue/"+queue+"\nreceipt:f"+strconv.Itoa(sent)+"\n\n"+payload+"\x00")
 		}
-		receipts := first
 		deadline := time.Now().Add(6 * time.Second)
 		for time.Now().Before(deadline) {
 			f, err := readFrame(c, time.Until(deadline))
