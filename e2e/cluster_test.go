@@ -258,20 +258,14 @@ func (r *replica) logLine(line []byte, listening chan<- string) {
 }
 
 // kill SIGKILLs the replica and waits for the process to go.
-func (r *replica) kill() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.addr = ""
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-}
+func (r *replica) kill() { r.end(syscall.SIGKILL, 0) }
 
 // stop ends the replica gracefully (SIGTERM), SIGKILL after 15 s.
-func (r *replica) stop() {
+func (r *replica) stop() { r.end(syscall.SIGTERM, 15*time.Second) }
+
+// end sends sig to the replica's process and waits for it to exit; after
+// grace (if not 0) it is SIGKILLed.
+func (r *replica) end(sig syscall.Signal, grace time.Duration) {
 	r.mu.Lock()
 	cmd, exited := r.cmd, r.exited
 	r.addr = ""
@@ -279,10 +273,14 @@ func (r *replica) stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(sig)
+	if grace == 0 {
+		<-exited
+		return
+	}
 	select {
 	case <-exited:
-	case <-time.After(15 * time.Second):
+	case <-time.After(grace):
 		_ = cmd.Process.Kill()
 		<-exited
 	}

@@ -166,12 +166,7 @@ func (s *session) resumeOnce(lost string, deadline time.Time) error {
 	login.Avoid = lost
 	conn, err := s.dial(ctx, login)
 	if err != nil {
-		switch {
-		case errors.Is(err, broker.ErrAccessRefused), errors.Is(err, broker.ErrVHostRefused):
-			s.obs.BrokerConnection("refused")
-		default:
-			s.obs.BrokerConnection("unreachable")
-		}
+		s.observeDialError(err)
 		return err
 	}
 	s.useBroker(conn)

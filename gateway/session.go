@@ -308,12 +308,7 @@ func (s *session) connect() error {
 	}
 	conn, err := s.dial(ctx, s.login)
 	if err != nil {
-		switch {
-		case errors.Is(err, broker.ErrAccessRefused), errors.Is(err, broker.ErrVHostRefused):
-			s.obs.BrokerConnection("refused")
-		default:
-			s.obs.BrokerConnection("unreachable")
-		}
+		s.observeDialError(err)
 		switch {
 		case errors.Is(err, broker.ErrAccessRefused):
 			return protocolError("Bad CONNECT", fmt.Sprintf("Access refused for user '%s'\n", s.loginName(login)))
@@ -369,6 +364,16 @@ func (s *session) connect() error {
 	s.wg.Add(1)
 	go s.readLoop()
 	return nil
+}
+
+// observeDialError counts a failed AMQP dial as refused (the broker
+// answered and said no) or unreachable.
+func (s *session) observeDialError(err error) {
+	if errors.Is(err, broker.ErrAccessRefused) || errors.Is(err, broker.ErrVHostRefused) {
+		s.obs.BrokerConnection("refused")
+		return
+	}
+	s.obs.BrokerConnection("unreachable")
 }
 
 // useBroker makes conn the session's AMQP connection: at CONNECT and when
