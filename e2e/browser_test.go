@@ -32,6 +32,28 @@ const (
 	browserLimit = 30 * time.Second
 )
 
+// dumpDOM loads pageURL in headless Chromium (a fresh profile) and
+// returns the DOM it prints once the page has settled, and its stderr;
+// it fails t if Chromium fails or takes longer than browserLimit.
+func dumpDOM(t *testing.T, chromium, pageURL string) (dom []byte, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), browserLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-first-run", "--no-default-browser-check",
+		"--user-data-dir="+t.TempDir(),
+		"--dump-dom", pageURL)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v (ctx: %v)\nstderr (end):\n%s", err, ctx.Err(), lastLines(errOut.String(), 30))
+	}
+	return dom, errOut.String()
+}
+
 // chromiumPath finds Debian's chromium; the test fails without it.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
@@ -127,27 +149,14 @@ func TestBrowserStompJSOverWebSocket(t *testing.T) {
 		"queue": {queue},
 	}.Encode()
 
-	ctx, cancel := context.WithTimeout(context.Background(), browserLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--no-default-browser-check",
-		"--user-data-dir="+t.TempDir(),
-		"--dump-dom", pageURL)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	dom, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v (ctx: %v)\nstderr (end):\n%s", err, ctx.Err(), lastLines(stderr.String(), 30))
-	}
+	dom, stderr := dumpDOM(t, chromium, pageURL)
 
 	page.mu.Lock()
 	posted := page.result
 	page.mu.Unlock()
 	want := "OK version=1.2 protocol=v12.stomp body=hello from chromium " + queue
 	if !strings.Contains(string(dom), `<pre id="result">`+want+`</pre>`) {
-		t.Errorf("the page's DOM does not show %q:\n%s\nposted result: %q\nchromium stderr (end):\n%s", want, dom, posted, lastLines(stderr.String(), 30))
+		t.Errorf("the page's DOM does not show %q:\n%s\nposted result: %q\nchromium stderr (end):\n%s", want, dom, posted, lastLines(stderr, 30))
 	}
 	if posted != want {
 		t.Errorf("the page posted %q, want %q", posted, want)

@@ -3,13 +3,10 @@
 package e2e
 
 import (
-	"context"
 	"net"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,26 +50,13 @@ func TestBrowserStompJSTokenRenewal(t *testing.T) {
 		"exp":   {strconv.FormatInt(exp, 10)},
 	}.Encode()
 
-	ctx, cancel := context.WithTimeout(context.Background(), browserLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--no-default-browser-check",
-		"--user-data-dir="+t.TempDir(),
-		"--dump-dom", pageURL)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	dom, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v (ctx: %v)\nstderr (end):\n%s", err, ctx.Err(), lastLines(stderr.String(), 30))
-	}
+	dom, stderr := dumpDOM(t, chromium, pageURL)
 	page.mu.Lock()
 	posted := page.result
 	page.mu.Unlock()
 	want := "OK renewed=true body=after renewal " + queue
 	if posted != want {
-		t.Errorf("the page posted %q, want %q\nDOM:\n%s\nchromium stderr (end):\n%s", posted, want, dom, lastLines(stderr.String(), 30))
+		t.Errorf("the page posted %q, want %q\nDOM:\n%s\nchromium stderr (end):\n%s", posted, want, dom, lastLines(stderr, 30))
 	}
 	if time.Now().Unix() <= exp {
 		t.Errorf("the page finished before the first token expired: the renewal was not needed")

@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"context"
 	"net"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -105,20 +103,7 @@ func TestQpidBrokerJBrowserStompJS(t *testing.T) {
 		"queue": {queue},
 	}.Encode()
 
-	ctx, cancel := context.WithTimeout(context.Background(), browserLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--no-default-browser-check",
-		"--user-data-dir="+t.TempDir(),
-		"--dump-dom", pageURL)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	dom, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v (ctx: %v)\nstderr (end):\n%s", err, ctx.Err(), lastLines(stderr.String(), 30))
-	}
+	dom, _ := dumpDOM(t, chromium, pageURL)
 	page.mu.Lock()
 	posted := page.result
 	page.mu.Unlock()
