@@ -274,13 +274,24 @@ const garageMQCallTimeout = 10 * time.Second
 // amqp091-go, and the test fails. It returns op's error.
 func (g *garageMQ) do(t testing.TB, what string, op func(ch *amqp.Channel) error) error {
 	t.Helper()
+	return amqpDo(t, "garagemq", g.URL, garageMQCallTimeout, what, op, g.logTail)
+}
+
+// amqpDo dials url (amqp091-go), opens a channel and runs op on it, all
+// within limit; past that the socket is closed, which unblocks amqp091-go,
+// and t fails, with tail's text if given. It returns op's error. The
+// brokers other than RabbitMQ (garagemq, Qpid Broker-J) get a connection
+// per call: they can close a whole connection for what RabbitMQ raises on
+// a channel, or stop answering.
+func amqpDo(t testing.TB, broker, url string, limit time.Duration, what string, op func(ch *amqp.Channel) error, tail func() string) error {
+	t.Helper()
 	var mu sync.Mutex
 	var sock net.Conn
 	dial := amqp.DefaultDial(5 * time.Second)
 	type result struct{ setupErr, opErr error }
 	done := make(chan result, 1)
 	go func() {
-		conn, err := amqp.DialConfig(g.URL, amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
 			c, err := dial(network, addr)
 			mu.Lock()
 			sock = c
@@ -302,17 +313,21 @@ func (g *garageMQ) do(t testing.TB, what string, op func(ch *amqp.Channel) error
 	select {
 	case r := <-done:
 		if r.setupErr != nil {
-			t.Fatalf("%s: connect to garagemq %s: %v", what, g.URL, r.setupErr)
+			t.Fatalf("%s: connect to %s %s: %v", what, broker, url, r.setupErr)
 		}
 		return r.opErr
-	case <-time.After(garageMQCallTimeout):
+	case <-time.After(limit):
 		mu.Lock()
 		if sock != nil {
 			_ = sock.Close()
 		}
 		mu.Unlock()
 		<-done
-		t.Fatalf("%s: garagemq gave no answer within %v: it is stuck (log tail:\n%s)", what, garageMQCallTimeout, g.logTail())
+		detail := ""
+		if tail != nil {
+			detail = ": it is stuck (log tail:\n" + tail() + ")"
+		}
+		t.Fatalf("%s: %s gave no answer within %v%s", what, broker, limit, detail)
 		return nil
 	}
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -74,47 +73,7 @@ func startQpid(t testing.TB) *qpidBroker {
 // for errors RabbitMQ raises on a channel.
 func (q *qpidBroker) do(t testing.TB, what string, op func(ch *amqp.Channel) error) error {
 	t.Helper()
-	var mu sync.Mutex
-	var sock net.Conn
-	dial := amqp.DefaultDial(5 * time.Second)
-	type result struct{ setupErr, opErr error }
-	done := make(chan result, 1)
-	go func() {
-		conn, err := amqp.DialConfig(q.URL, amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
-			c, err := dial(network, addr)
-			mu.Lock()
-			sock = c
-			mu.Unlock()
-			return c, err
-		}})
-		if err != nil {
-			done <- result{setupErr: err}
-			return
-		}
-		defer conn.CloseDeadline(time.Now().Add(time.Second))
-		ch, err := conn.Channel()
-		if err != nil {
-			done <- result{setupErr: err}
-			return
-		}
-		done <- result{opErr: op(ch)}
-	}()
-	select {
-	case r := <-done:
-		if r.setupErr != nil {
-			t.Fatalf("%s: connect to Broker-J %s: %v", what, q.URL, r.setupErr)
-		}
-		return r.opErr
-	case <-time.After(qpidCallTimeout):
-		mu.Lock()
-		if sock != nil {
-			_ = sock.Close()
-		}
-		mu.Unlock()
-		<-done
-		t.Fatalf("%s: Broker-J gave no answer within %v", what, qpidCallTimeout)
-		return nil
-	}
+	return amqpDo(t, "Broker-J", q.URL, qpidCallTimeout, what, op, nil)
 }
 
 // depth is a queue's message count, or -1 with the error if the passive
