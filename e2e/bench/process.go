@@ -169,21 +169,21 @@ func (g *gatewayProcess) stop() {
 }
 
 // profile fetches a CPU profile of d (whole seconds, at least 1) from the
-// gateway's /debug/pprof/profile into path. It returns at once; wait for
-// the returned channel.
+// gateway's /debug/pprof/profile into path, and the allocations made
+// meanwhile (/debug/pprof/allocs, a delta) into path.allocs. It returns at
+// once; wait for the returned channel.
 func (g *gatewayProcess) profile(path string, d time.Duration, progress io.Writer) <-chan struct{} {
 	done := make(chan struct{})
 	secs := max(1, int(math.Ceil(d.Seconds())))
-	go func() {
-		defer close(done)
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.adminAddr, secs)
+	fetch := func(endpoint, file string) {
+		url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", g.adminAddr, endpoint, secs)
 		resp, err := http.Get(url)
 		if err != nil {
 			fmt.Fprintln(progress, "bench: cpuprofile:", err)
 			return
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(path)
+		f, err := os.Create(file)
 		if err != nil {
 			fmt.Fprintln(progress, "bench: cpuprofile:", err)
 			return
@@ -193,7 +193,14 @@ func (g *gatewayProcess) profile(path string, d time.Duration, progress io.Write
 			fmt.Fprintln(progress, "bench: cpuprofile:", err)
 			return
 		}
-		fmt.Fprintln(progress, "bench: wrote", path)
+		fmt.Fprintln(progress, "bench: wrote", file)
+	}
+	go func() {
+		defer close(done)
+		allocs := make(chan struct{})
+		go func() { defer close(allocs); fetch("allocs", path+".allocs") }()
+		fetch("profile", path)
+		<-allocs
 	}()
 	return done
 }
