@@ -77,6 +77,8 @@ type options struct {
 	cpuProfile    string
 	drainTimeout  time.Duration
 	variantConfig string
+	variantBin    string
+	variantEnv    string
 	sameWork      bool
 }
 
@@ -99,6 +101,8 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "how long to wait for the last messages after publishing stops")
 	flag.BoolVar(&o.sameWork, "same-work", true, "also run \"AMQP+ca\": direct AMQP with stompgate's broker work (publisher confirms, acked consumers) in the transient and latency scenarios")
 	flag.StringVar(&o.variantConfig, "variant-config", "", "also run \"stompgate-b\", a second gateway configured by this YAML file, in the same alternation (A/B of a setting)")
+	flag.StringVar(&o.variantBin, "variant-bin", "", "also run \"stompgate-b\" from this stompgate binary (e.g. one built from an earlier commit), in the same alternation: a before/after A/B; with -variant-config, that configuration")
+	flag.StringVar(&o.variantEnv, "variant-env", "", "also run \"stompgate-b\" with these extra environment variables (comma-separated KEY=VALUE, e.g. GOMAXPROCS=1,GOGC=400), in the same alternation")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile with the idle sessions open to FILE.<system> (idle scenario)")
 	idleChildSpec := flag.String("idle-child", "", "internal: open addr,queue,n idle sessions and hold them until stdin closes")
 	flag.Parse()
@@ -245,7 +249,16 @@ func run(o options, out, progress io.Writer) (bool, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		p, err := startGatewayProcess(bin, binDir, cfg, name)
+		exe, env := bin, []string(nil)
+		if name == "stompgate-b" {
+			if o.variantBin != "" {
+				exe = o.variantBin
+			}
+			if o.variantEnv != "" {
+				env = strings.Split(o.variantEnv, ",")
+			}
+		}
+		p, err := startGatewayProcess(exe, binDir, cfg, name, env)
 		if err != nil {
 			return "", nil, err
 		}
@@ -263,9 +276,10 @@ func run(o options, out, progress io.Writer) (bool, error) {
 	}
 	var vaddr string
 	var vproc *gatewayProcess
-	if o.variantConfig != "" {
-		// A/B of a gateway setting: a second gateway with the
-		// configuration from -variant-config, in the same alternation.
+	if o.variantConfig != "" || o.variantBin != "" || o.variantEnv != "" {
+		// A/B of a gateway setting or build: a second gateway with the
+		// configuration from -variant-config or the binary -variant-bin,
+		// in the same alternation.
 		if vaddr, vproc, err = start("stompgate-b", o.variantConfig, o.shared); err != nil {
 			return false, err
 		}
@@ -282,7 +296,7 @@ func run(o options, out, progress io.Writer) (bool, error) {
 			suffix = "+" + client
 		}
 		systems = append(systems, stompSystem{name: "stompgate" + suffix, addr: addr, client: client, inProcess: o.inProcess, proc: proc, perBrokerConn: perConn})
-		if o.variantConfig != "" {
+		if vaddr != "" {
 			systems = append(systems, stompSystem{name: "stompgate-b" + suffix, addr: vaddr, client: client, inProcess: o.inProcess, proc: vproc, perBrokerConn: perConn})
 		}
 		if o.plugin != "" {

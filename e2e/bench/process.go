@@ -92,9 +92,9 @@ func gatewayConfig(o options, configPath string, shared bool) (config.Config, er
 }
 
 // startGatewayProcess writes the configuration to dir and starts bin with
-// it, with the admin listener (pprof on) on 127.0.0.1:0, and waits until
-// both listen.
-func startGatewayProcess(bin, dir string, cfg config.Config, name string) (*gatewayProcess, error) {
+// it and the extra environment env, with the admin listener (pprof on) on
+// 127.0.0.1:0, and waits until both listen.
+func startGatewayProcess(bin, dir string, cfg config.Config, name string, env []string) (*gatewayProcess, error) {
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Admin.Pprof = true
 	raw, err := yaml.Marshal(cfg)
@@ -106,6 +106,7 @@ func startGatewayProcess(bin, dir string, cfg config.Config, name string) (*gate
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--log-format", "json", "--log-level", "info")
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

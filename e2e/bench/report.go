@@ -23,11 +23,11 @@ func describe(sc scenario, r roundResult) string {
 		return fmt.Sprintf("heap %s/session, rss %s/session, broker %s/session",
 			bytesStr(r.MemPerSession), bytesStr(r.RSSPerSession), bytesStr(r.BrokerPerSess))
 	case sc.Rate > 0:
-		return fmt.Sprintf("%d msgs, p50 %s p99 %s p99.9 %s, cpu %.1f µs/msg (broker %.1f), %s",
-			r.Received, msStr(r.P50), msStr(r.P99), msStr(r.P999), r.ProcCPU, r.BrokerCPU, r.Check)
+		return fmt.Sprintf("%d msgs, p50 %s p99 %s p99.9 %s, cpu %.1f µs/msg (gateway %.1f, broker %.1f), %s",
+			r.Received, msStr(r.P50), msStr(r.P99), msStr(r.P999), r.ProcCPU, r.GatewayCPU, r.BrokerCPU, r.Check)
 	default:
-		return fmt.Sprintf("%d msgs, %.0f msg/s, cpu %.1f µs/msg (broker %.1f), %s",
-			r.Received, r.Throughput, r.ProcCPU, r.BrokerCPU, r.Check)
+		return fmt.Sprintf("%d msgs, %.0f msg/s, cpu %.1f µs/msg (gateway %.1f, broker %.1f), %s",
+			r.Received, r.Throughput, r.ProcCPU, r.GatewayCPU, r.BrokerCPU, r.Check)
 	}
 }
 
@@ -284,7 +284,7 @@ func printReport(out io.Writer, o options, selected []scenario, systems []system
 		fmt.Fprintln(out)
 	}
 	if names["stompgate-b"] {
-		fmt.Fprintf(out, "A/B: stompgate-b runs with %s.\n\n", o.variantConfig)
+		fmt.Fprintf(out, "A/B: stompgate-b runs with config %q, binary %q, environment %q (empty: as stompgate).\n\n", o.variantConfig, o.variantBin, o.variantEnv)
 		fmt.Fprintln(out, "| scenario | stompgate | stompgate-b | b / stompgate | gateway CPU µs/msg a → b |")
 		fmt.Fprintln(out, "| --- | --- | --- | --- | --- |")
 		for _, sc := range selected {
