@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -495,6 +496,10 @@ func (ch *fakeChannel) PublishWithContext(_ context.Context, exchange, key strin
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	// amqp091-go has written the body when Publish returns and keeps
+	// nothing (the gateway may reuse the buffer: bodypool.go), so the fake
+	// keeps a copy.
+	msg.Body = bytes.Clone(msg.Body)
 	p := fakePublish{Exchange: exchange, Key: key, Msg: msg}
 	if ch.confirmMode {
 		ch.nextSeq++

@@ -53,6 +53,7 @@ func (s *session) loop() error {
 				}
 				return err
 			}
+			s.recycleBody(item.frame) // bodypool.go
 		case d, ok := <-direct:
 			sub := s.direct
 			if !ok {

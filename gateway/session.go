@@ -99,6 +99,7 @@ type session struct {
 	txs         map[string]*transaction
 	txBytes     int64
 	failedFrame *codec.Frame // the frame whose processing ended the session
+	poolBodies  bool         // large SEND bodies come from bodyPools (bodypool.go)
 	frameMax    int          // negotiated AMQP frame_max (semantics 7.1)
 	pubReady    bool         // the publisher channel is in confirm mode
 	profile     broker.Profile
@@ -256,6 +257,11 @@ func (s *session) connect() error {
 		MaxHeaderBytes: lim.MaxHeaderBytes,
 		MaxBody:        lim.MaxBody,
 	})
+	if !s.cfg.AMQP.ResumeSessions {
+		// A resume republishes from s.inflight: its bodies must stay.
+		s.poolBodies = true
+		s.reader.SetBodyAllocator(getBody) // bodypool.go
+	}
 	f, err := s.reader.ReadFrame()
 	if err != nil {
 		return s.readError(err)

@@ -27,6 +27,10 @@ const (
 // limits.max_body per connection by only announcing a large body.
 const eagerBodyBytes = 1 << 20
 
+// PooledBodyMin is the smallest counted body a Reader takes from the
+// allocator of SetBodyAllocator; smaller ones are allocated as usual.
+const PooledBodyMin = 16 << 10
+
 // retainedHeaderBytes caps the scratch buffer kept between frames.
 const retainedHeaderBytes = 64 << 10
 
@@ -46,6 +50,10 @@ type Reader struct {
 	version Version
 	err     error // sticky error, see the type comment
 
+	// bodyAlloc supplies counted bodies of PooledBodyMin up to
+	// eagerBodyBytes bytes; nil: make.
+	bodyAlloc func(n int) []byte
+
 	line  []byte       // a line that spans buffer refills; at most limit+1 bytes
 	hbuf  []byte       // unescaped names and values of the current frame
 	spans []headerSpan // where each header of the current frame ends in hbuf
@@ -63,6 +71,13 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	rd.br = bufio.NewReaderSize(&rd.src, rd.bufSize)
 	return rd
 }
+
+// SetBodyAllocator makes the Reader take counted bodies of PooledBodyMin
+// bytes or more (up to the size it allocates in one piece) from alloc,
+// which must return a slice of length n whose contents do not matter, e.g.
+// from a pool. The caller owns every frame's body and decides when its
+// buffer may be used again.
+func (r *Reader) SetBodyAllocator(alloc func(n int) []byte) { r.bodyAlloc = alloc }
 
 // fillReporter notes when a read filled all the room it was given. carry
 // holds bytes that were buffered when the buffer grew; they are read first.
@@ -414,7 +429,11 @@ func (r *Reader) buildHeaders() Headers {
 func (r *Reader) readCountedBody(n int64) ([]byte, error) {
 	var body []byte
 	if n <= eagerBodyBytes {
-		body = make([]byte, n)
+		if r.bodyAlloc != nil && n >= PooledBodyMin {
+			body = r.bodyAlloc(int(n)) // every byte is read below
+		} else {
+			body = make([]byte, n)
+		}
 		if _, err := io.ReadFull(r.br, body); err != nil {
 			return nil, err
 		}
