@@ -258,10 +258,13 @@ func dialGoStomp(addr string) (*stomp.Conn, error) {
 		stomp.ConnOpt.MsgSendTimeout(closeTimeout))
 }
 
-// goStompProducer: go-stomp's Send with a receipt blocks until the RECEIPT,
-// so sc.inFlight() goroutines keep that many SENDs in flight.
+// goStompProducer publishes with go-stomp. go-stomp's Send with a receipt
+// holds the connection's lock until the RECEIPT arrives (v3.1.5
+// Conn.Send), so one connection never has more than one SEND awaiting its
+// RECEIPT: the persistent scenarios use sc.inFlight() connections, each
+// with one goroutine and one SEND in flight.
 type goStompProducer struct {
-	conn       *stomp.Conn
+	conns      []*stomp.Conn
 	dest       string
 	persistent bool
 	work       chan []byte
@@ -270,14 +273,24 @@ type goStompProducer struct {
 }
 
 func newGoStompProducer(addr, queue string, sc scenario) (producer, error) {
-	conn, err := dialGoStomp(addr)
-	if err != nil {
-		return nil, err
+	p := &goStompProducer{dest: "/queue/" + queue, persistent: sc.Persistent}
+	n := 1
+	if sc.Persistent {
+		n = sc.inFlight()
 	}
-	p := &goStompProducer{conn: conn, dest: "/queue/" + queue, persistent: sc.Persistent}
+	for range n {
+		conn, err := dialGoStomp(addr)
+		if err != nil {
+			for _, c := range p.conns {
+				_ = c.Disconnect()
+			}
+			return nil, err
+		}
+		p.conns = append(p.conns, conn)
+	}
 	if sc.Persistent {
 		p.work = make(chan []byte)
-		for range sc.inFlight() {
+		for _, conn := range p.conns {
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
@@ -296,7 +309,7 @@ func (p *goStompProducer) Send(body []byte) error {
 	// go-stomp hands body to its writer goroutine: it needs its own copy.
 	own := append([]byte(nil), body...)
 	if !p.persistent {
-		return p.conn.Send(p.dest, "", own)
+		return p.conns[0].Send(p.dest, "", own)
 	}
 	if err := p.err.get(); err != nil {
 		return err
@@ -310,7 +323,11 @@ func (p *goStompProducer) Close() error {
 		close(p.work)
 		p.wg.Wait()
 	}
-	return errors.Join(p.err.get(), p.conn.Disconnect())
+	err := p.err.get()
+	for _, c := range p.conns {
+		err = errors.Join(err, c.Disconnect())
+	}
+	return err
 }
 
 type goStompConsumer struct {
