@@ -292,8 +292,11 @@ def scenario_durable():
     # fails, a plain UNSUBSCRIBE closes the consumer, then it succeeds.
     for step, hdrs in (("unsubscribe-active", sub_headers), ("unsubscribe-consumer", {}),
                        ("unsubscribe-durable", sub_headers)):
-        c.unsubscribe(id="d", headers=dict(hdrs, receipt=step))
-        cmd, f = cl.get(5)
+        try:
+            c.unsubscribe(id="d", headers=dict(hdrs, receipt=step))
+            cmd, f = cl.get(5)
+        except Exception:  # a server that ended the session after an ERROR
+            cmd, f = "closed", None
         steps.append({"step": step, "reply": cmd,
                       "message": f.headers.get("message") if cmd == "ERROR" else None})
     close(c)
