@@ -356,8 +356,10 @@ func runClusterFaults(t *testing.T, plan faultSchedule) clusterResult {
 	}
 	dir := t.TempDir()
 	replicas := []*replica{
-		{name: "replica-a", bin: bin, cfgPath: writeReplicaConfig(t, dir, "a", urls)},
-		{name: "replica-b", bin: bin, cfgPath: writeReplicaConfig(t, dir, "b", proxied)},
+		{name: "replica-a", bin: bin, cfgPath: writeReplicaConfig(t, dir, "a", urls, false)},
+		// Replica B shares pooled AMQP connections: a cut link ends a
+		// connection that carries several sessions, and each resumes.
+		{name: "replica-b", bin: bin, cfgPath: writeReplicaConfig(t, dir, "b", proxied, true)},
 	}
 	logDir := os.Getenv("STOMPGATE_E2E_LOG_DIR") // keep the replicas' logs
 	if logDir == "" {
@@ -483,8 +485,9 @@ func runClusterFaults(t *testing.T, plan faultSchedule) clusterResult {
 }
 
 // writeReplicaConfig writes a replica's config: the given URL list, session
-// resume, quorum queues, fast AMQP heart-beats.
-func writeReplicaConfig(t testing.TB, dir, name string, urls []string) string {
+// resume, quorum queues, fast AMQP heart-beats, and shared AMQP
+// connections if shared.
+func writeReplicaConfig(t testing.TB, dir, name string, urls []string, shared bool) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 shutdown_timeout: 5s
@@ -494,9 +497,10 @@ amqp:
   dial_timeout: 3s
   resume_sessions: true
   resume_timeout: 30s
+  shared_connections: %t
 stomp:
   default_queue_type: quorum
-`, strings.Join(urls, ","))
+`, strings.Join(urls, ","), shared)
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
