@@ -99,6 +99,24 @@ type browserPage struct {
 	result  string
 }
 
+// servePage serves testdata/browser and the page's /result and /wait on
+// 127.0.0.1:0 until the test ends; the page is another origin than the
+// gateway (another port), which the tests allow explicitly.
+func servePage(t *testing.T) (*browserPage, *httptest.Server) {
+	t.Helper()
+	page := &browserPage{arrived: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewUnstartedServer(page.handler())
+	_ = web.Listener.Close()
+	web.Listener = ln
+	web.Start()
+	t.Cleanup(web.Close)
+	return page, web
+}
+
 func (p *browserPage) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", http.FileServer(http.Dir(browserDir)))
@@ -125,17 +143,8 @@ func TestBrowserStompJSOverWebSocket(t *testing.T) {
 	chromium := chromiumPath(t)
 	ensureStompJS(t)
 
-	page := &browserPage{arrived: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := httptest.NewUnstartedServer(page.handler())
-	_ = web.Listener.Close()
-	web.Listener = ln
-	web.Start()
-	defer web.Close()
-	pageHost := ln.Addr().String()
+	page, web := servePage(t)
+	pageHost := web.Listener.Addr().String()
 
 	// The page comes from another origin than the gateway (another port),
 	// so it must be allowed explicitly.

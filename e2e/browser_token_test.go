@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"net"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"testing"
@@ -23,21 +21,12 @@ func TestBrowserStompJSTokenRenewal(t *testing.T) {
 	chromium := chromiumPath(t)
 	ensureStompJS(t)
 
-	page := &browserPage{arrived: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := httptest.NewUnstartedServer(page.handler())
-	_ = web.Listener.Close()
-	web.Listener = ln
-	web.Start()
-	defer web.Close()
+	page, web := servePage(t)
 
 	key := authtest.NewRSAKey(t, "browser-1")
 	srv, _ := tokenGateway(t, key, func(c *config.Config) {
 		c.WebSocket.Listen = "127.0.0.1:0"
-		c.WebSocket.AllowedOrigins = []string{ln.Addr().String()}
+		c.WebSocket.AllowedOrigins = []string{web.Listener.Addr().String()}
 	})
 	queue := newNames(t).queue("browser-token")
 	first := e2eClaims("alice", 4*time.Second)

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"net"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -80,17 +79,8 @@ func TestQpidBrokerJBrowserStompJS(t *testing.T) {
 	ensureStompJS(t)
 	broker := startQpid(t)
 
-	page := &browserPage{arrived: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := httptest.NewUnstartedServer(page.handler())
-	_ = web.Listener.Close()
-	web.Listener = ln
-	web.Start()
-	defer web.Close()
-	pageHost := ln.Addr().String()
+	page, web := servePage(t)
+	pageHost := web.Listener.Addr().String()
 
 	srv, _ := startGatewayFor(t, broker.URL, func(c *config.Config) {
 		c.WebSocket.Listen = "127.0.0.1:0"
