@@ -334,6 +334,33 @@ func amqpDo(t testing.TB, broker, url string, limit time.Duration, what string, 
 
 // metricSample reads one series of the gateway's /metrics, e.g.
 // `stompgate_broker_profile_info{profile="generic"}`; ok is false if absent.
+// expectSessionProfile checks that the latest session logged broker
+// profile with publisher confirms (no "no publisher confirms" warning: the
+// brokers tested announce them) and that /metrics shows the profile.
+// CONNECTED is queued before "session started" is logged, so it waits.
+func expectSessionProfile(t *testing.T, logs *logCapture, srv *gateway.Server, profile string) {
+	t.Helper()
+	var started []logrus.Entry
+	deadline := time.Now().Add(5 * time.Second)
+	for len(started) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		started = logs.find("session started")
+	}
+	if len(started) == 0 {
+		t.Fatal("no 'session started' log entry")
+	}
+	if got := started[len(started)-1].Data["broker_profile"]; got != profile {
+		t.Errorf("session log broker_profile = %v, want %s", got, profile)
+	}
+	if w := logs.find("no publisher confirms"); len(w) != 0 {
+		t.Errorf("the broker announces publisher confirms, yet the gateway logged %q", w[0].Message)
+	}
+	series := `stompgate_broker_profile_info{profile="` + profile + `"}`
+	if v, ok := metricSample(t, srv, series); !ok || v != 1 {
+		t.Errorf("/metrics %s = %v (present %v), want 1", series, v, ok)
+	}
+}
+
 func metricSample(t testing.TB, srv *gateway.Server, series string) (value float64, ok bool) {
 	t.Helper()
 	addr := srv.AdminAddr()

@@ -10,7 +10,6 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/sirupsen/logrus"
 )
 
 // TestGarageMQ runs the core scenarios through stompgate in front of a
@@ -46,24 +45,7 @@ func TestGarageMQ(t *testing.T) {
 		// per session), and the session uses publisher confirms since
 		// garagemq announces them.
 		// CONNECTED is queued before "session started" is logged.
-		var started []logrus.Entry
-		deadline := time.Now().Add(5 * time.Second)
-		for len(started) == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			started = logs.find("session started")
-		}
-		if len(started) == 0 {
-			t.Fatal("no 'session started' log entry")
-		}
-		if got := started[len(started)-1].Data["broker_profile"]; got != "generic" {
-			t.Errorf("session log broker_profile = %v, want generic", got)
-		}
-		if w := logs.find("no publisher confirms"); len(w) != 0 {
-			t.Errorf("garagemq announces publisher_confirms, yet the gateway logged %q", w[0].Message)
-		}
-		if v, ok := metricSample(t, srv, `stompgate_broker_profile_info{profile="generic"}`); !ok || v != 1 {
-			t.Errorf(`/metrics stompgate_broker_profile_info{profile="generic"} = %v (present %v), want 1`, v, ok)
-		}
+		expectSessionProfile(t, logs, srv, "generic")
 	})
 
 	t.Run("queue messaging with confirm-based receipts", func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/sirupsen/logrus"
 
 	"github.com/stompgate/stompgate/gateway/config"
 	"github.com/stompgate/stompgate/mapping"
@@ -34,24 +33,7 @@ func TestQpidBrokerJ(t *testing.T) {
 		if conn.Version() != stomp.V12 {
 			t.Errorf("negotiated %v, want 1.2", conn.Version())
 		}
-		var started []logrus.Entry
-		deadline := time.Now().Add(5 * time.Second)
-		for len(started) == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			started = logs.find("session started")
-		}
-		if len(started) == 0 {
-			t.Fatal("no 'session started' log entry")
-		}
-		if got := started[len(started)-1].Data["broker_profile"]; got != "qpid" {
-			t.Errorf("session log broker_profile = %v, want qpid", got)
-		}
-		if w := logs.find("no publisher confirms"); len(w) != 0 {
-			t.Errorf("Broker-J announces qpid.confirmed_publish_supported, yet the gateway logged %q", w[0].Message)
-		}
-		if v, ok := metricSample(t, srv, `stompgate_broker_profile_info{profile="qpid"}`); !ok || v != 1 {
-			t.Errorf(`stompgate_broker_profile_info{profile="qpid"} = %v (present %v), want 1`, v, ok)
-		}
+		expectSessionProfile(t, logs, srv, "qpid")
 	})
 
 	t.Run("refused login and unknown vhost", func(t *testing.T) {
@@ -173,17 +155,7 @@ func TestQpidBrokerJ(t *testing.T) {
 		// NACK requeue:false on a queue stompgate did not declare: it has
 		// no x-qpid-maximum-delivery-count, so Broker-J keeps the message
 		// (not redelivered to this consumer; README "Qpid Broker-J").
-		send(t, c, "NACK\nid:"+ackHeader(t, m)+"\nrequeue:false\nreceipt:n\n\n\x00")
-		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "n")
-		if f, err := readFrame(c, 500*time.Millisecond); err == nil {
-			t.Errorf("a frame after NACK requeue:false on /amq/queue: %s", f)
-		}
-		send(t, c, "DISCONNECT\nreceipt:bye\n\n\x00")
-		expectFrame(t, c, "RECEIPT")
-		n, err := broker.depth(t, queue)
-		if err != nil || n != 1 {
-			t.Errorf("%s after NACK requeue:false: %d messages (err %v), want 1: Broker-J keeps it", queue, n, err)
-		}
+		broker.expectNackKept(t, c, m, queue)
 		// A missing queue is ERROR not_found, as with RabbitMQ.
 		c = connectRaw(t, addr, "1.2")
 		send(t, c, "SUBSCRIBE\nid:m\ndestination:/amq/queue/"+name("missing")+"\nreceipt:r\n\n\x00")
@@ -472,17 +444,9 @@ func TestQpidBrokerJ(t *testing.T) {
 		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "s")
 		send(t, c, "SEND\ndestination:/queue/"+queue+"\n\nx\x00")
 		m := expectFrame(t, c, "MESSAGE")
-		send(t, c, "NACK\nid:"+ackHeader(t, m)+"\nrequeue:false\nreceipt:n\n\n\x00")
-		expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "n")
-		if f, err := readFrame(c, 500*time.Millisecond); err == nil {
-			t.Errorf("a frame after NACK requeue:false: %s", f)
-		}
-		disconnectRaw(t, c)
 		// Broker-J ignores the arguments of a redeclare: the queue keeps no
 		// delivery count, and the NACKed message stays (README).
-		if n, err := broker.depth(t, queue); err != nil || n != 1 {
-			t.Errorf("%s after NACK requeue:false: %d messages (err %v), want 1", queue, n, err)
-		}
+		broker.expectNackKept(t, c, m, queue)
 	})
 
 	t.Run("another session's exclusive queue ends only the session that touches it", func(t *testing.T) {
@@ -731,5 +695,22 @@ func TestQpidBrokerJSharedConnections(t *testing.T) {
 	got := expectFrames(t, bystander, "RECEIPT", "MESSAGE")
 	if string(got["MESSAGE"].Body) != "still here" {
 		t.Errorf("bystander after the greedy ERROR got %q", got["MESSAGE"].Body)
+	}
+}
+
+// expectNackKept NACKs m with requeue:false on a queue that has no
+// x-qpid-maximum-delivery-count (one stompgate did not declare): Broker-J
+// neither redelivers it to this consumer nor drops it. It disconnects c and
+// checks that the message is still in queue.
+func (q *qpidBroker) expectNackKept(t *testing.T, c *rawConn, m *rawFrame, queue string) {
+	t.Helper()
+	send(t, c, "NACK\nid:"+ackHeader(t, m)+"\nrequeue:false\nreceipt:n\n\n\x00")
+	expectHeader(t, expectFrame(t, c, "RECEIPT"), "receipt-id", "n")
+	if f, err := readFrame(c, 500*time.Millisecond); err == nil {
+		t.Errorf("a frame after NACK requeue:false on %s: %s", queue, f)
+	}
+	disconnectRaw(t, c)
+	if n, err := q.depth(t, queue); err != nil || n != 1 {
+		t.Errorf("%s after NACK requeue:false: %d messages (err %v), want 1: Broker-J keeps it", queue, n, err)
 	}
 }
