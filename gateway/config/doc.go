@@ -10,6 +10,7 @@
 // package for serve and check-config, so checking a file needs no session
 // code.
 //
-// Goroutines: none. Imports: the standard library and yaml.v3 only; never
-// another stompgate package.
+// Goroutines: none. Imports: the standard library, yaml.v3 and gateway/auth
+// (Validate compiles acl.rules and checks auth.jwt.algorithms with it, so
+// check-config refuses a bad rule); never the session core.
 package config
