@@ -23,10 +23,12 @@
 //	gateway/ws         the WebSocket transport (a net.Conn per upgrade)
 //	gateway/auth       bearer tokens (JWT against a JWKS) and acl.rules
 //	mapping            destinations and headers ⇄ AMQP plans (pure)
+//	mapping/selector   JMS message selectors (pure)
 //
 // Imports go one way: gateway may import all of them; broker imports config
 // and codec; admin imports config and codec; config imports auth (to check
-// acl.rules); ws, auth, codec and mapping import no other stompgate package.
+// acl.rules); mapping imports codec and mapping/selector; ws, auth, codec and
+// mapping/selector import no other stompgate package.
 //
 // Token logins and rules (token.go, acl.go, expiry.go): a session's
 // identity comes from a verified token or its login; its expiry is a timer
