@@ -52,25 +52,9 @@ PID_FILE="$STATE_DIR/activemq.pid"
 ADDR_FILE="$STATE_DIR/stomp.addr"
 LOG_FILE="$STATE_DIR/console.log"
 
-log() { printf 'ensure-activemq: %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
-
-as_root() {
-	if [[ "$(id -u)" == 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		die "need root to run '$*' and sudo is not available"
-	fi
-}
-
-deb_installed() {
-	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
+LOG_NAME=ensure-activemq
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # apt_get runs apt-get as root, waiting (bounded) for another apt or dpkg
 # (for example `make deps` running in parallel) to release its locks.

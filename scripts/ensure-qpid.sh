@@ -47,11 +47,9 @@ JAVA_OPTS="${QPID_JAVA_OPTS:--Xms64m -Xmx256m -XX:MaxDirectMemorySize=256m -XX:+
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 STATE_FILE="$STATE_DIR/state"
 
-log() { printf 'ensure-qpid: %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
+LOG_NAME=ensure-qpid
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pinned_sha256 prints the SHA-256 of the bin tar.gz of a version, taken from
 # the first download. Central has no checksum files for the 10.1.0 bundle
@@ -68,18 +66,6 @@ pinned_sha256() {
 	9.2.1) echo bfbfbcffc6a8ad904f97edc6dcebc688f232b582843b9cb1f240decb8b8a181a ;;
 	*) die "no SHA-256 pinned for Broker-J $1; set QPID_SHA256" ;;
 	esac
-}
-
-# as_root runs a command as root: directly when we are root, else via
-# passwordless sudo.
-as_root() {
-	if [[ "$(id -u)" == 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		die "need root to run '$*' and sudo is not available"
-	fi
 }
 
 apt_install() {

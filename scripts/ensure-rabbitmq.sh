@@ -24,11 +24,9 @@ AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 WAIT_SECS="${RABBITMQ_WAIT_SECS:-90}"
 SBIN_DIR="${RABBITMQ_SBIN_DIR:-/usr/sbin}"
 
-log() { printf 'ensure-rabbitmq: %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
+LOG_NAME=ensure-rabbitmq
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # parse_amqp_url sets BROKER_HOST and BROKER_PORT from AMQP_URL:
 # scheme://[user[:pass]@]host[:port][/vhost], host may be [ipv6].
@@ -71,18 +69,6 @@ is_loopback() {
 	localhost | 127.* | ::1 | 0:0:0:0:0:0:0:1) return 0 ;;
 	*) return 1 ;;
 	esac
-}
-
-# as_root runs a command as root: directly when we are root, else via
-# passwordless sudo. It returns the command's status.
-as_root() {
-	if [[ "$(id -u)" == 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		die "need root to run '$*' and sudo is not available"
-	fi
 }
 
 # node_running reports whether a local RabbitMQ node answers a ping. It is

@@ -35,21 +35,9 @@ WAIT_SECS="${STOMP_PLUGIN_WAIT_SECS:-60}"
 SBIN_DIR="${RABBITMQ_SBIN_DIR:-/usr/sbin}"
 ADVANCED_CONFIG="${RABBITMQ_ADVANCED_CONFIG:-/etc/rabbitmq/advanced.config}"
 
-log() { printf 'ensure-stomp-plugin: %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
-
-as_root() {
-	if [[ "$(id -u)" == 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		die "need root to run '$*' and sudo is not available"
-	fi
-}
+LOG_NAME=ensure-stomp-plugin
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # stomp_listeners prints "ip port" per STOMP listener of the local node.
 # rabbit_networking:active_listeners/0 returns #listener{node, protocol,

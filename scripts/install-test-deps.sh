@@ -31,27 +31,9 @@ DEB_PACKAGES=(
 	php-stomp
 )
 
-log() { printf 'install-test-deps: %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
-
-# as_root runs a command as root: directly when we are root, else via
-# passwordless sudo. It returns the command's status.
-as_root() {
-	if [[ "$(id -u)" == 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo -n "$@"
-	else
-		die "need root to run '$*' and sudo is not available"
-	fi
-}
-
-deb_installed() {
-	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
+LOG_NAME=install-test-deps
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # missing_debs prints the packages of DEB_PACKAGES that are not installed.
 missing_debs() {
